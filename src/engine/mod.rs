@@ -1,0 +1,300 @@
+//! The rewrite engine: a pure function from an object's raw JSON and the
+//! configuration to RFC 6902 operations plus one explanation per change.
+//! It does no I/O, never panics, and never re-serialises the object.
+
+mod kaniko;
+mod patch;
+pub mod view;
+pub mod workload;
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::config::{Config, SKIP_ANNOTATION};
+use crate::reference::ImageRef;
+use patch::PatchBuilder;
+use view::{parse_view, pick, ContainerView, JsonStr, Member, MetadataView, PodSpecView};
+pub use workload::{Workload, WORKLOADS};
+
+/// What kind of change a line explains; also the `field` metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    Image,
+    KanikoArg,
+    KanikoFlagRemoved,
+    RegistryMap,
+    ImagePullSecret,
+}
+
+impl ChangeKind {
+    pub const ALL: [ChangeKind; 5] = [
+        ChangeKind::Image,
+        ChangeKind::KanikoArg,
+        ChangeKind::KanikoFlagRemoved,
+        ChangeKind::RegistryMap,
+        ChangeKind::ImagePullSecret,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Image => "image",
+            ChangeKind::KanikoArg => "kaniko_arg",
+            ChangeKind::KanikoFlagRemoved => "kaniko_flag_removed",
+            ChangeKind::RegistryMap => "kaniko_registry_map",
+            ChangeKind::ImagePullSecret => "image_pull_secret",
+        }
+    }
+}
+
+/// One change, explained in a line a user can read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub message: String,
+}
+
+/// The engine's answer for one object.
+#[derive(Debug, Default)]
+pub struct Mutation {
+    pub patch: json_patch::Patch,
+    pub changes: Vec<Change>,
+    /// Things noticed but left alone, such as a reference that does not parse.
+    pub warnings: Vec<String>,
+    /// The object opted out with the skip annotation.
+    pub skipped: bool,
+}
+
+impl Mutation {
+    pub fn is_empty(&self) -> bool {
+        self.patch.0.is_empty()
+    }
+}
+
+/// Which part of the object may change.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// A new object: every container, pull secrets and the audit annotation.
+    Create,
+    /// `kubectl debug` (UPDATE of `pods/ephemeralcontainers`): only the
+    /// ephemeral containers that `old_object` does not have yet. The API
+    /// server keeps every other field of the old pod on this subresource,
+    /// and existing ephemeral containers may not change.
+    NewEphemeralContainers { old_object: Option<&'a RawValue> },
+}
+
+/// The object does not have the shape the engine reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ObjectError {
+    pub field: String,
+    pub reason: String,
+}
+
+#[derive(Deserialize)]
+struct TopView<'a> {
+    #[serde(borrow, default)]
+    metadata: Option<MetadataView<'a>>,
+    #[serde(borrow, default)]
+    spec: Option<&'a RawValue>,
+}
+
+/// Computes the patch for one object of kind `workload`.
+pub fn mutate(
+    object: &RawValue,
+    workload: &Workload,
+    scope: Scope<'_>,
+    config: &Config,
+) -> Result<Mutation, ObjectError> {
+    let top: TopView = parse_view(object.get()).map_err(|reason| ObjectError {
+        field: "object".into(),
+        reason,
+    })?;
+    let metadata = top.metadata.as_ref();
+    if metadata
+        .and_then(|m| m.annotation(SKIP_ANNOTATION))
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        return Ok(Mutation {
+            skipped: true,
+            ..Mutation::default()
+        });
+    }
+
+    let Some(pod_spec) = find_pod_spec(top.spec, workload)? else {
+        return Ok(Mutation::default());
+    };
+    let spec: PodSpecView = parse_view(pod_spec.get()).map_err(|reason| ObjectError {
+        field: workload.pod_spec_path.join("."),
+        reason,
+    })?;
+
+    let mut builder = PatchBuilder::new(workload.pod_spec_path);
+    let mut on_target_registry = false;
+    let lists: [(&str, &Option<Vec<ContainerView>>); 3] = [
+        ("containers", &spec.containers),
+        ("initContainers", &spec.init_containers),
+        ("ephemeralContainers", &spec.ephemeral_containers),
+    ];
+    let existing_ephemeral = match scope {
+        Scope::Create => None,
+        Scope::NewEphemeralContainers { old_object } => {
+            Some(existing_ephemeral_names(old_object, workload)?)
+        }
+    };
+    for (list, containers) in lists {
+        let Some(containers) = containers else {
+            continue;
+        };
+        for (index, container) in containers.iter().enumerate() {
+            if let Some(existing) = &existing_ephemeral {
+                let is_new = list == "ephemeralContainers"
+                    && container
+                        .name
+                        .as_deref()
+                        .is_none_or(|n| !existing.contains(n));
+                if !is_new {
+                    continue;
+                }
+            }
+            let at = ContainerAt {
+                list,
+                index,
+                name: container.name.as_deref(),
+            };
+            on_target_registry |= rewrite_image(&at, container, config, &mut builder);
+            kaniko::rewrite(&at, container, config, &mut builder);
+        }
+    }
+
+    if matches!(scope, Scope::Create) {
+        if on_target_registry {
+            builder.ensure_pull_secrets(
+                spec.image_pull_secrets.as_deref(),
+                config.image_pull_secrets(),
+            );
+        }
+        builder.record_original_images(metadata);
+    }
+    Ok(builder.finish())
+}
+
+/// Where a container is, for patch paths and explanation lines.
+pub(crate) struct ContainerAt<'a> {
+    pub list: &'static str,
+    pub index: usize,
+    pub name: Option<&'a str>,
+}
+
+impl ContainerAt<'_> {
+    /// `containers[api]`, or `containers[#0]` for a container with no name.
+    pub fn label(&self) -> String {
+        match self.name {
+            Some(name) => format!("{}[{}]", self.list, patch::shown(name)),
+            None => format!("{}[#{}]", self.list, self.index),
+        }
+    }
+}
+
+fn find_pod_spec<'a>(
+    spec: Option<&'a RawValue>,
+    workload: &Workload,
+) -> Result<Option<&'a RawValue>, ObjectError> {
+    let mut current = match spec {
+        Some(spec) if spec.get() != "null" => spec,
+        _ => return Ok(None),
+    };
+    let path = workload.pod_spec_path;
+    for (depth, key) in path.iter().enumerate().skip(1) {
+        match pick(current, key) {
+            Ok(Member::Present(value)) => current = value,
+            Ok(Member::Missing) => return Ok(None),
+            Err(e) => {
+                return Err(ObjectError {
+                    field: path[..depth].join("."),
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+    // The last step must be an object too; `parse_view` reports it if not.
+    Ok(Some(current))
+}
+
+fn existing_ephemeral_names(
+    old_object: Option<&RawValue>,
+    workload: &Workload,
+) -> Result<HashSet<String>, ObjectError> {
+    let Some(old_object) = old_object else {
+        return Ok(HashSet::new());
+    };
+    let top: TopView = parse_view(old_object.get()).map_err(|reason| ObjectError {
+        field: "oldObject".into(),
+        reason,
+    })?;
+    let Some(spec) = find_pod_spec(top.spec, workload)? else {
+        return Ok(HashSet::new());
+    };
+    let spec: PodSpecView = parse_view(spec.get()).map_err(|reason| ObjectError {
+        field: format!("oldObject.{}", workload.pod_spec_path.join(".")),
+        reason,
+    })?;
+    Ok(spec
+        .ephemeral_containers
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| c.name.map(|JsonStr(name)| name.into_owned()))
+        .collect())
+}
+
+/// Rewrites the container's image if a rule matches. Returns whether the
+/// image ends up on a rewrite target registry.
+fn rewrite_image(
+    at: &ContainerAt<'_>,
+    container: &ContainerView<'_>,
+    config: &Config,
+    builder: &mut PatchBuilder,
+) -> bool {
+    let Some(image) = container.image.as_deref() else {
+        return false;
+    };
+    let reference = match ImageRef::parse(image) {
+        Ok(reference) => reference,
+        Err(e) => {
+            builder.warn(format!(
+                "{}.image: left unchanged, {:?} is not a valid image reference: {e}",
+                at.label(),
+                patch::shown(image)
+            ));
+            return false;
+        }
+    };
+    let Some(domain) = reference.domain else {
+        return false;
+    };
+    match rewrite_reference(&reference, config) {
+        Some(new_image) => {
+            builder.replace_image(at, image, new_image);
+            true
+        }
+        None => config.is_rewrite_target(&domain),
+    }
+}
+
+/// The rewritten reference, if a rule matches. Tag and digest are kept
+/// byte for byte.
+pub(crate) fn rewrite_reference(reference: &ImageRef<'_>, config: &Config) -> Option<String> {
+    let domain = reference.domain?;
+    let (rule, rest) = config.find_rule(&domain, reference.path)?;
+    let mut new = rule.rewrite_name(rest);
+    if let Some(tag) = reference.tag {
+        new.push(':');
+        new.push_str(tag);
+    }
+    if let Some(digest) = reference.digest {
+        new.push('@');
+        new.push_str(digest);
+    }
+    Some(new)
+}

@@ -1,0 +1,252 @@
+//! Turns decided changes into JSON Patch operations built from typed
+//! pointers (escaping `~` and `/` is jsonptr's job, never `format!`'s), and
+//! keeps the explanation line for each.
+
+use std::borrow::Cow;
+
+use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation};
+use jsonptr::PointerBuf;
+use serde_json::{Map, Value};
+
+use super::view::{MetadataView, SecretRefView};
+use super::{Change, ChangeKind, ContainerAt, Mutation};
+use crate::config::ORIGINAL_IMAGES_ANNOTATION;
+
+/// Longest value quoted in full in an explanation line; API servers
+/// truncate long warnings, so longer values are shortened in the middle.
+const SHOWN_CHARS_MAX: usize = 160;
+
+pub(crate) struct PatchBuilder {
+    pod_spec_path: &'static [&'static str],
+    operations: Vec<PatchOperation>,
+    changes: Vec<Change>,
+    warnings: Vec<String>,
+    original_images: Vec<(String, String)>,
+}
+
+/// Edits to one string list (`command` or `args`), by original index.
+#[derive(Debug, Default)]
+pub(crate) struct ListEdits {
+    pub replaced: Vec<(usize, String)>,
+    pub removed: Vec<usize>,
+    pub appended: Vec<String>,
+}
+
+impl ListEdits {
+    pub fn is_empty(&self) -> bool {
+        self.replaced.is_empty() && self.removed.is_empty() && self.appended.is_empty()
+    }
+}
+
+impl PatchBuilder {
+    pub fn new(pod_spec_path: &'static [&'static str]) -> Self {
+        PatchBuilder {
+            pod_spec_path,
+            operations: Vec::new(),
+            changes: Vec::new(),
+            warnings: Vec::new(),
+            original_images: Vec::new(),
+        }
+    }
+
+    fn pod_spec_pointer(&self, rest: &[&str]) -> PointerBuf {
+        PointerBuf::from_tokens(self.pod_spec_path.iter().chain(rest).copied())
+    }
+
+    fn container_pointer(&self, at: &ContainerAt<'_>, rest: &[&str]) -> PointerBuf {
+        let index = at.index.to_string();
+        let mut tokens: Vec<&str> = vec![at.list, &index];
+        tokens.extend_from_slice(rest);
+        self.pod_spec_pointer(&tokens)
+    }
+
+    pub fn warn(&mut self, warning: String) {
+        self.warnings.push(warning);
+    }
+
+    pub fn explain(&mut self, kind: ChangeKind, message: String) {
+        self.changes.push(Change { kind, message });
+    }
+
+    pub fn replace_image(&mut self, at: &ContainerAt<'_>, old: &str, new: String) {
+        let label = at.label();
+        self.explain(
+            ChangeKind::Image,
+            format!("{label}.image: {} -> {}", shown(old), shown(&new)),
+        );
+        self.operations
+            .push(PatchOperation::Replace(ReplaceOperation {
+                path: self.container_pointer(at, &["image"]),
+                value: Value::String(new),
+            }));
+        self.original_images.push((label, old.to_owned()));
+    }
+
+    /// Emits the operations for one list. Replacements use original
+    /// indices, so they go first; removals go from the highest index down
+    /// so that each leaves the lower indices valid; appends go last.
+    pub fn edit_list(
+        &mut self,
+        at: &ContainerAt<'_>,
+        field: &str,
+        list_exists: bool,
+        edits: ListEdits,
+    ) {
+        for (index, value) in edits.replaced {
+            self.operations
+                .push(PatchOperation::Replace(ReplaceOperation {
+                    path: self.container_pointer(at, &[field, &index.to_string()]),
+                    value: Value::String(value),
+                }));
+        }
+        let mut removed = edits.removed;
+        removed.sort_unstable_by(|a, b| b.cmp(a));
+        removed.dedup();
+        for index in removed {
+            self.operations
+                .push(PatchOperation::Remove(RemoveOperation {
+                    path: self.container_pointer(at, &[field, &index.to_string()]),
+                }));
+        }
+        if edits.appended.is_empty() {
+            return;
+        }
+        if list_exists {
+            for value in edits.appended {
+                self.operations.push(PatchOperation::Add(AddOperation {
+                    path: self.container_pointer(at, &[field, "-"]),
+                    value: Value::String(value),
+                }));
+            }
+        } else {
+            self.operations.push(PatchOperation::Add(AddOperation {
+                path: self.container_pointer(at, &[field]),
+                value: Value::Array(edits.appended.into_iter().map(Value::String).collect()),
+            }));
+        }
+    }
+
+    /// Appends each configured secret that is not there yet; existing
+    /// entries keep their order.
+    pub fn ensure_pull_secrets(
+        &mut self,
+        existing: Option<&[SecretRefView<'_>]>,
+        wanted: &[String],
+    ) {
+        let missing: Vec<&String> = wanted
+            .iter()
+            .filter(|name| {
+                !existing
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|s| s.name.as_deref() == Some(name.as_str()))
+            })
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        for name in &missing {
+            self.explain(
+                ChangeKind::ImagePullSecret,
+                format!("imagePullSecrets: added {name}"),
+            );
+        }
+        let entry = |name: &String| {
+            let mut map = Map::new();
+            map.insert("name".into(), Value::String(name.to_string()));
+            Value::Object(map)
+        };
+        match existing {
+            Some(_) => {
+                for name in missing {
+                    self.operations.push(PatchOperation::Add(AddOperation {
+                        path: self.pod_spec_pointer(&["imagePullSecrets", "-"]),
+                        value: entry(name),
+                    }));
+                }
+            }
+            None => self.operations.push(PatchOperation::Add(AddOperation {
+                path: self.pod_spec_pointer(&["imagePullSecrets"]),
+                value: Value::Array(missing.into_iter().map(entry).collect()),
+            })),
+        }
+    }
+
+    /// Records the images replaced in this round in the audit annotation,
+    /// merged with what earlier rounds recorded (reinvocation).
+    pub fn record_original_images(&mut self, metadata: Option<&MetadataView<'_>>) {
+        if self.original_images.is_empty() {
+            return;
+        }
+        let mut recorded = Map::new();
+        if let Some(previous) = metadata.and_then(|m| m.annotation(ORIGINAL_IMAGES_ANNOTATION)) {
+            match serde_json::from_str::<Map<String, Value>>(previous) {
+                Ok(previous) => recorded = previous,
+                Err(_) => self.warn(format!(
+                    "metadata.annotations[{ORIGINAL_IMAGES_ANNOTATION}]: was not a JSON object; replaced"
+                )),
+            }
+        }
+        for (label, original) in std::mem::take(&mut self.original_images) {
+            recorded.entry(label).or_insert(Value::String(original));
+        }
+        let value = Value::String(Value::Object(recorded).to_string());
+        let annotation_path = ["metadata", "annotations", ORIGINAL_IMAGES_ANNOTATION];
+        let mut annotations = Map::new();
+        let operation = match metadata {
+            Some(MetadataView {
+                annotations: Some(_),
+            }) => PatchOperation::Add(AddOperation {
+                path: PointerBuf::from_tokens(annotation_path),
+                value,
+            }),
+            Some(_) => {
+                annotations.insert(ORIGINAL_IMAGES_ANNOTATION.into(), value);
+                PatchOperation::Add(AddOperation {
+                    path: PointerBuf::from_tokens(["metadata", "annotations"]),
+                    value: Value::Object(annotations),
+                })
+            }
+            None => {
+                annotations.insert(ORIGINAL_IMAGES_ANNOTATION.into(), value);
+                let mut metadata = Map::new();
+                metadata.insert("annotations".into(), Value::Object(annotations));
+                PatchOperation::Add(AddOperation {
+                    path: PointerBuf::from_tokens(["metadata"]),
+                    value: Value::Object(metadata),
+                })
+            }
+        };
+        self.operations.push(operation);
+    }
+
+    pub fn finish(self) -> Mutation {
+        Mutation {
+            patch: Patch(self.operations),
+            changes: self.changes,
+            warnings: self.warnings,
+            skipped: false,
+        }
+    }
+}
+
+/// A value as shown in an explanation line: control characters replaced,
+/// and shortened in the middle when very long.
+pub(crate) fn shown(value: &str) -> Cow<'_, str> {
+    let clean = !value.chars().any(char::is_control);
+    let count = value.chars().count();
+    if clean && count <= SHOWN_CHARS_MAX {
+        return Cow::Borrowed(value);
+    }
+    let replace = |c: char| if c.is_control() { '?' } else { c };
+    if count <= SHOWN_CHARS_MAX {
+        return Cow::Owned(value.chars().map(replace).collect());
+    }
+    let head: String = value
+        .chars()
+        .take(SHOWN_CHARS_MAX - 40)
+        .map(replace)
+        .collect();
+    let tail: String = value.chars().skip(count - 30).map(replace).collect();
+    Cow::Owned(format!("{head}...{tail}"))
+}
