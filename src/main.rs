@@ -1,0 +1,425 @@
+//! The `registry-rewriter` command: thin wiring over the library.
+
+use std::io::{IsTerminal, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use registry_rewriter::certs::{self, CertRequest, GeneratedCerts};
+use registry_rewriter::config::Config;
+use registry_rewriter::preview;
+use registry_rewriter::server::tls::CertFiles;
+use registry_rewriter::server::{ServeOptions, Server, DEFAULT_MAX_BODY_BYTES, MUTATE_PATH};
+
+/// Where `serve` keeps development certificates when no TLS files are given.
+const DEVELOPMENT_CERTS_DIR: &str = "certs";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "registry-rewriter",
+    version,
+    about = "Kubernetes mutating admission webhook: moves images and Kaniko builds from the in-cluster HTTP registry to its HTTPS endpoint",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the webhook over HTTPS, and /livez, /readyz and /metrics on the admin port.
+    Serve(ServeArgs),
+    /// Show what admission would do to manifests, offline (like `kubectl apply --dry-run`).
+    Mutate(MutateArgs),
+    /// Generate a CA and a serving certificate for the webhook Service.
+    Certs(CertsArgs),
+    /// Print the effective configuration (built-in defaults merged with --config).
+    Config(ConfigArgs),
+}
+
+#[derive(Args, Debug)]
+struct ConfigFileArg {
+    /// Configuration file (YAML); built-in defaults apply when absent.
+    #[arg(long, env = "REGISTRY_REWRITER_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address of the HTTPS webhook listener.
+    #[arg(long, env = "REGISTRY_REWRITER_LISTEN", default_value = "0.0.0.0:8443")]
+    listen: SocketAddr,
+    /// Address of the plain-HTTP admin listener (/livez, /readyz, /metrics).
+    #[arg(
+        long,
+        env = "REGISTRY_REWRITER_ADMIN_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
+    admin_listen: SocketAddr,
+    /// Serving certificate (PEM chain). Without it, development certificates are made in ./certs.
+    #[arg(
+        long,
+        env = "REGISTRY_REWRITER_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// Serving private key (PEM).
+    #[arg(
+        long,
+        env = "REGISTRY_REWRITER_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA bundle (mTLS from the API server).
+    #[arg(long, env = "REGISTRY_REWRITER_CLIENT_CA", value_name = "FILE")]
+    client_ca: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigFileArg,
+    /// Log format.
+    #[arg(long, env = "REGISTRY_REWRITER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Largest AdmissionReview accepted, in bytes (the API server's own limit by default).
+    #[arg(long, env = "REGISTRY_REWRITER_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+    /// Time allowed for a whole request; keep it below the webhook's timeoutSeconds.
+    #[arg(long, env = "REGISTRY_REWRITER_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "8s")]
+    request_timeout: Duration,
+    /// Time allowed to send the request headers.
+    #[arg(long, env = "REGISTRY_REWRITER_HEADER_READ_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    header_read_timeout: Duration,
+    /// Time allowed for the TLS handshake.
+    #[arg(long, env = "REGISTRY_REWRITER_TLS_HANDSHAKE_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    tls_handshake_timeout: Duration,
+    /// After SIGTERM, time spent not-ready but still accepting, while endpoints update.
+    #[arg(long, env = "REGISTRY_REWRITER_SHUTDOWN_DELAY", value_parser = parse_duration, default_value = "5s")]
+    shutdown_delay: Duration,
+    /// After that, time allowed for open connections to finish.
+    #[arg(long, env = "REGISTRY_REWRITER_SHUTDOWN_GRACE_PERIOD", value_parser = parse_duration, default_value = "20s")]
+    shutdown_grace_period: Duration,
+    /// How often the certificate files are checked for rotation.
+    #[arg(long, env = "REGISTRY_REWRITER_CERT_RELOAD_INTERVAL", value_parser = parse_duration, default_value = "10s")]
+    cert_reload_interval: Duration,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+struct MutateArgs {
+    /// Manifests to read (YAML or JSON, several documents, kind: List); - for stdin.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        default_value = "-",
+        value_name = "FILE"
+    )]
+    file: String,
+    #[command(flatten)]
+    config: ConfigFileArg,
+    /// Output: the admitted documents as yaml or json, or each document's JSON Patch.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = MutateOutput::Yaml)]
+    output: MutateOutput,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum MutateOutput {
+    Yaml,
+    Json,
+    Patch,
+}
+
+#[derive(Args, Debug)]
+struct CertsArgs {
+    /// Name of the webhook's Service.
+    #[arg(long, default_value = "registry-rewriter")]
+    service: String,
+    /// Namespace of the webhook's Service.
+    #[arg(long, default_value = "registry-rewriter")]
+    namespace: String,
+    /// Directory for ca.crt, tls.crt and tls.key.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Extra DNS name for the serving certificate (repeatable).
+    #[arg(long = "dns", value_name = "NAME")]
+    dns: Vec<String>,
+    /// Extra IP address for the serving certificate (repeatable).
+    #[arg(long = "ip", value_name = "ADDR")]
+    ip: Vec<IpAddr>,
+    /// Validity of the certificates, in days.
+    #[arg(long, default_value_t = 365)]
+    valid_days: u32,
+}
+
+#[derive(Args, Debug)]
+struct ConfigArgs {
+    #[command(flatten)]
+    config: ConfigFileArg,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ConfigOutput::Yaml)]
+    output: ConfigOutput,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ConfigOutput {
+    Yaml,
+    Json,
+}
+
+/// `500ms`, `10s`, `2m`; a bare number is seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 10s or 2m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "" | "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number * 60)),
+        _ => Err(format!("{text:?}: unknown unit {unit:?}; use ms, s or m")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Mutate(args) => mutate(args),
+        Command::Certs(args) => generate_certs(args),
+        Command::Config(args) => print_config(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(arg: &ConfigFileArg) -> Result<Config, String> {
+    match &arg.config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string()),
+        None => Ok(Config::default()),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<ExitCode, String> {
+    init_logging(args.log_format);
+    let config = load_config(&args.config)?;
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => CertFiles { cert, key },
+        _ => development_certs(args.listen)?,
+    };
+    let mut options = ServeOptions::new(args.listen, args.admin_listen, tls);
+    options.client_ca = args.client_ca;
+    options.max_body_bytes = args.max_body_bytes;
+    options.request_timeout = args.request_timeout;
+    options.header_read_timeout = args.header_read_timeout;
+    options.tls_handshake_timeout = args.tls_handshake_timeout;
+    options.shutdown_delay = args.shutdown_delay;
+    options.shutdown_grace_period = args.shutdown_grace_period;
+    options.cert_reload_interval = args.cert_reload_interval;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
+    runtime.block_on(async {
+        let server = Server::bind(options, config)
+            .await
+            .map_err(|e| e.to_string())?;
+        server.run(shutdown_signal()).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// No TLS files given: make (or reuse) development certificates in ./certs.
+fn development_certs(listen: SocketAddr) -> Result<CertFiles, String> {
+    let dir = Path::new(DEVELOPMENT_CERTS_DIR);
+    let created = certs::ensure_development_certs(dir).map_err(|e| e.to_string())?;
+    tracing::warn!(
+        dir = %dir.display(),
+        created,
+        "no --tls-cert/--tls-key given: serving with development certificates (valid for localhost, 127.0.0.1 and the default Service names)"
+    );
+    tracing::info!(
+        "try: curl --cacert {}/ca.crt -H 'Content-Type: application/json' --data @review.json https://localhost:{}{MUTATE_PATH}",
+        dir.display(),
+        listen.port()
+    );
+    Ok(CertFiles {
+        cert: dir.join(certs::CERT_FILE),
+        key: dir.join(certs::KEY_FILE),
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => tracing::info!("SIGINT received"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+fn mutate(args: MutateArgs) -> Result<ExitCode, String> {
+    let config = load_config(&args.config)?;
+    let (source, text) = if args.file == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("reading stdin: {e}"))?;
+        ("stdin".to_owned(), text)
+    } else {
+        let text =
+            std::fs::read_to_string(&args.file).map_err(|e| format!("{}: {e}", args.file))?;
+        (args.file.clone(), text)
+    };
+    let documents = preview::read_documents(&text).map_err(|e| format!("{source}: {e}"))?;
+    let previewed = preview::preview(documents, &config).map_err(|e| format!("{source}: {e}"))?;
+
+    let mut stderr = std::io::stderr().lock();
+    for document in &previewed {
+        for change in &document.changes {
+            let _ = writeln!(stderr, "{}: {}", document.name, change.message);
+        }
+        for warning in &document.warnings {
+            let _ = writeln!(stderr, "{}: warning: {warning}", document.name);
+        }
+    }
+    let output = match args.output {
+        MutateOutput::Yaml => {
+            let mut out = String::new();
+            for (i, document) in previewed.iter().enumerate() {
+                if i > 0 {
+                    out.push_str("---\n");
+                }
+                out.push_str(
+                    &serde_yaml_ng::to_string(&document.admitted).map_err(|e| e.to_string())?,
+                );
+            }
+            out
+        }
+        MutateOutput::Json => {
+            let value = match previewed.as_slice() {
+                [single] => single.admitted.clone(),
+                many => serde_json::json!({
+                    "apiVersion": "v1",
+                    "kind": "List",
+                    "items": many.iter().map(|d| d.admitted.clone()).collect::<Vec<_>>(),
+                }),
+            };
+            serde_json::to_string_pretty(&value).map_err(|e| e.to_string())? + "\n"
+        }
+        // One JSON Patch per line, per input document (`[]` when unchanged).
+        MutateOutput::Patch => previewed
+            .iter()
+            .map(|d| serde_json::to_string(&d.patch).map(|p| p + "\n"))
+            .collect::<Result<String, _>>()
+            .map_err(|e| e.to_string())?,
+    };
+    std::io::stdout()
+        .write_all(output.as_bytes())
+        .map_err(|e| format!("writing the output: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn generate_certs(args: CertsArgs) -> Result<ExitCode, String> {
+    let request = CertRequest {
+        service: args.service,
+        namespace: args.namespace,
+        extra_dns: args.dns,
+        extra_ips: args.ip,
+        valid_days: args.valid_days,
+    };
+    let generated = GeneratedCerts::generate(&request).map_err(|e| e.to_string())?;
+    generated.write_to(&args.out).map_err(|e| e.to_string())?;
+    eprintln!(
+        "wrote {dir}/{}, {dir}/{} and {dir}/{} for {}",
+        certs::CA_FILE,
+        certs::CERT_FILE,
+        certs::KEY_FILE,
+        request.dns_names().join(", "),
+        dir = args.out.display()
+    );
+    eprintln!("caBundle for the MutatingWebhookConfiguration:");
+    println!("{}", generated.ca_bundle());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_config(args: ConfigArgs) -> Result<ExitCode, String> {
+    let config = load_config(&args.config)?;
+    let text = match args.output {
+        ConfigOutput::Yaml => serde_yaml_ng::to_string(config.file()).map_err(|e| e.to_string())?,
+        ConfigOutput::Json => {
+            serde_json::to_string_pretty(config.file()).map_err(|e| e.to_string())? + "\n"
+        }
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("1h").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+}

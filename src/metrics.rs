@@ -1,0 +1,158 @@
+//! The few metrics an operator needs. Label values come from small fixed
+//! sets (kinds from our table, operations, outcomes, change kinds), never
+//! from namespaces, names or images, so cardinality stays bounded.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use time::OffsetDateTime;
+
+use crate::admission::Summary;
+
+/// Content type of the OpenMetrics text format that Prometheus scrapes.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    kind: &'static str,
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FieldLabels {
+    field: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// Cheap to clone; every clone records into the same registry.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    rewrites: Family<FieldLabels, Counter>,
+    duration: Histogram,
+    certificate_expiry: Gauge,
+    certificate_reloads: Family<ResultLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("registry_rewriter");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "admission_requests",
+            "AdmissionReview requests by kind, operation and outcome",
+            requests.clone(),
+        );
+        let rewrites = Family::<FieldLabels, Counter>::default();
+        registry.register(
+            "rewrites",
+            "Changes made, by what was changed",
+            rewrites.clone(),
+        );
+        // 50 µs up to about 0.8 s.
+        let duration = Histogram::new(exponential_buckets(0.00005, 2.0, 15));
+        registry.register(
+            "admission_duration_seconds",
+            "Time to answer an AdmissionReview, from the full body to the response",
+            duration.clone(),
+        );
+        let certificate_expiry = Gauge::default();
+        registry.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "Expiry of the serving certificate, as a Unix timestamp",
+            certificate_expiry.clone(),
+        );
+        let certificate_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "tls_certificate_reloads",
+            "Attempts to load a changed serving certificate, by result",
+            certificate_reloads.clone(),
+        );
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                requests,
+                rewrites,
+                duration,
+                certificate_expiry,
+                certificate_reloads,
+            }),
+        }
+    }
+
+    pub fn record_review(&self, summary: &Summary, elapsed: Duration) {
+        self.inner
+            .requests
+            .get_or_create(&RequestLabels {
+                kind: summary.kind,
+                operation: summary.operation,
+                outcome: summary.outcome.as_str(),
+            })
+            .inc();
+        for change in &summary.changes {
+            self.inner
+                .rewrites
+                .get_or_create(&FieldLabels {
+                    field: change.as_str(),
+                })
+                .inc();
+        }
+        self.inner.duration.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn record_bad_request(&self) {
+        self.inner
+            .requests
+            .get_or_create(&RequestLabels {
+                kind: "unknown",
+                operation: "unknown",
+                outcome: crate::admission::Outcome::BadRequest.as_str(),
+            })
+            .inc();
+    }
+
+    pub fn set_certificate_expiry(&self, not_after: OffsetDateTime) {
+        self.inner
+            .certificate_expiry
+            .set(not_after.unix_timestamp());
+    }
+
+    pub fn certificate_reloaded(&self, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.inner
+            .certificate_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// The registry in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.inner.registry);
+        out
+    }
+}

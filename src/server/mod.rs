@@ -1,0 +1,445 @@
+//! The HTTPS webhook endpoint and the plain-HTTP admin endpoint.
+//!
+//! Lifecycle: `Server::bind` loads everything and fails fast, naming the
+//! file; `Server::run` serves until the shutdown future resolves, then
+//! turns not-ready, keeps accepting for `shutdown_delay` (endpoints take a
+//! moment to drop a terminating pod), stops accepting and drains open
+//! connections within `shutdown_grace_period`.
+
+pub mod admin;
+pub mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tracing::field::Empty;
+
+use crate::admission;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use tls::{CertFiles, CertReloader, TlsError};
+
+/// The API server's own request body limit.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+pub const MUTATE_PATH: &str = "/mutate";
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub tls: CertFiles,
+    pub client_ca: Option<PathBuf>,
+    pub max_body_bytes: usize,
+    /// Whole request, below the webhook's `timeoutSeconds`.
+    pub request_timeout: Duration,
+    /// Slow clients may not hold a connection open with partial headers.
+    pub header_read_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+    pub shutdown_delay: Duration,
+    pub shutdown_grace_period: Duration,
+    pub cert_reload_interval: Duration,
+}
+
+impl ServeOptions {
+    /// Production defaults around the given addresses and certificate files.
+    pub fn new(listen: SocketAddr, admin_listen: SocketAddr, tls: CertFiles) -> Self {
+        ServeOptions {
+            listen,
+            admin_listen,
+            tls,
+            client_ca: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            request_timeout: Duration::from_secs(8),
+            header_read_timeout: Duration::from_secs(5),
+            tls_handshake_timeout: Duration::from_secs(5),
+            shutdown_delay: Duration::from_secs(5),
+            shutdown_grace_period: Duration::from_secs(20),
+            cert_reload_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("binding {what} {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// Shared by every request.
+pub struct AppState {
+    pub config: Config,
+    pub metrics: Metrics,
+    pub ready: AtomicBool,
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    pub fn new(config: Config, metrics: Metrics, max_body_bytes: usize) -> Arc<Self> {
+        Arc::new(AppState {
+            config,
+            metrics,
+            ready: AtomicBool::new(false),
+            max_body_bytes,
+        })
+    }
+}
+
+/// A bound, loaded server that has not started serving yet.
+pub struct Server {
+    options: ServeOptions,
+    state: Arc<AppState>,
+    tls_listener: TcpListener,
+    admin_listener: TcpListener,
+    reloader: Arc<CertReloader>,
+    acceptor: TlsAcceptor,
+}
+
+impl Server {
+    pub async fn bind(options: ServeOptions, config: Config) -> Result<Self, ServeError> {
+        let metrics = Metrics::new();
+        let reloader = Arc::new(CertReloader::new(options.tls.clone(), metrics.clone())?);
+        let tls_config = tls::server_config(reloader.resolver(), options.client_ca.as_deref())?;
+        let bind = |what, addr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind { what, addr, source })
+        };
+        let tls_listener = bind("the webhook listener", options.listen).await?;
+        let admin_listener = bind("the admin listener", options.admin_listen).await?;
+        Ok(Server {
+            state: AppState::new(config, metrics, options.max_body_bytes),
+            options,
+            tls_listener,
+            admin_listener,
+            reloader,
+            acceptor: TlsAcceptor::from(Arc::new(tls_config)),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.tls_listener
+            .local_addr()
+            .unwrap_or(self.options.listen)
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_listener
+            .local_addr()
+            .unwrap_or(self.options.admin_listen)
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then drains.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let Server {
+            options,
+            state,
+            tls_listener,
+            admin_listener,
+            reloader,
+            acceptor,
+        } = self;
+        let reload_task = tokio::spawn(reloader.watch(options.cert_reload_interval));
+
+        let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin = axum::serve(admin_listener, admin::router(state.clone()))
+            .with_graceful_shutdown(async {
+                let _ = admin_stopped.await;
+            });
+        let admin_task = tokio::spawn(async move {
+            if let Err(e) = admin.await {
+                tracing::error!(error = %e, "admin server failed");
+            }
+        });
+
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.header_read_timeout)
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .max_concurrent_streams(256);
+        let connections = Connections {
+            builder: Arc::new(builder),
+            acceptor,
+            app: router(state.clone(), options.request_timeout),
+            graceful: GracefulShutdown::new(),
+            handshake_timeout: options.tls_handshake_timeout,
+        };
+
+        state.ready.store(true, Ordering::SeqCst);
+        tracing::info!(listen = %options.listen, admin = %options.admin_listen, "ready");
+
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = tls_listener.accept() => connections.accept(accepted).await,
+            }
+        }
+        state.ready.store(false, Ordering::SeqCst);
+        tracing::info!(delay = ?options.shutdown_delay, "shutting down: not ready, still accepting while endpoints update");
+        let delay = tokio::time::sleep(options.shutdown_delay);
+        tokio::pin!(delay);
+        loop {
+            tokio::select! {
+                () = &mut delay => break,
+                accepted = tls_listener.accept() => connections.accept(accepted).await,
+            }
+        }
+        drop(tls_listener);
+        let open = connections.graceful.count();
+        tracing::info!(open, grace = ?options.shutdown_grace_period, "stopped accepting; draining connections");
+        match tokio::time::timeout(
+            options.shutdown_grace_period,
+            connections.graceful.shutdown(),
+        )
+        .await
+        {
+            Ok(()) => tracing::info!("all connections drained"),
+            Err(_) => tracing::warn!("grace period over; closing the remaining connections"),
+        }
+        reload_task.abort();
+        let _ = admin_stop.send(());
+        let _ = admin_task.await;
+    }
+}
+
+struct Connections {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    acceptor: TlsAcceptor,
+    app: Router,
+    graceful: GracefulShutdown,
+    handshake_timeout: Duration,
+}
+
+impl Connections {
+    async fn accept(&self, accepted: std::io::Result<(tokio::net::TcpStream, SocketAddr)>) {
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors, usually: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let watcher = self.graceful.watcher();
+        let acceptor = self.acceptor.clone();
+        let builder = self.builder.clone();
+        let service = TowerToHyperService::new(self.app.clone());
+        let handshake_timeout = self.handshake_timeout;
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(connection).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+/// The webhook routes. Tests drive this directly with `oneshot`.
+pub fn router(state: Arc<AppState>, request_timeout: Duration) -> Router {
+    Router::new()
+        .route(
+            MUTATE_PATH,
+            post(mutate).fallback(|| async { method_not_allowed() }),
+        )
+        .fallback(|| async {
+            status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "no such endpoint; the webhook path is /mutate",
+            )
+        })
+        .layer(axum::middleware::from_fn(
+            move |request, next: axum::middleware::Next| async move {
+                match tokio::time::timeout(request_timeout, next.run(request)).await {
+                    Ok(response) => response,
+                    Err(_) => status(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "Timeout",
+                        "the request was not received in time",
+                    ),
+                }
+            },
+        ))
+        .with_state(state)
+}
+
+async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    if !is_json(&headers) {
+        state.metrics.record_bad_request();
+        return status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            "Content-Type must be application/json",
+        );
+    }
+    let bytes = match read_body(body, &headers, state.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(response) => {
+            state.metrics.record_bad_request();
+            return response;
+        }
+    };
+
+    let started = Instant::now();
+    let span = tracing::info_span!(
+        "admission",
+        uid = Empty,
+        kind = Empty,
+        operation = Empty,
+        namespace = Empty,
+        name = Empty,
+        dry_run = Empty,
+        outcome = Empty,
+        changes = Empty,
+        duration_us = Empty,
+    );
+    match admission::review(&bytes, &state.config) {
+        Ok(reviewed) => {
+            let elapsed = started.elapsed();
+            let summary = &reviewed.summary;
+            state.metrics.record_review(summary, elapsed);
+            span.record("uid", summary.uid.as_str());
+            span.record("kind", summary.kind);
+            span.record("operation", summary.operation);
+            span.record("namespace", summary.namespace.as_str());
+            span.record("name", summary.name.as_str());
+            span.record("dry_run", summary.dry_run);
+            span.record("outcome", summary.outcome.as_str());
+            span.record("changes", summary.changes.len());
+            span.record("duration_us", elapsed.as_micros() as u64);
+            span.in_scope(|| {
+                tracing::info!(
+                    mutated = summary.outcome == admission::Outcome::Mutated,
+                    "admission reviewed"
+                )
+            });
+            json_response(StatusCode::OK, reviewed.body)
+        }
+        Err(e) => {
+            state.metrics.record_bad_request();
+            span.in_scope(|| tracing::warn!(error = %e, "malformed AdmissionReview"));
+            status(StatusCode::BAD_REQUEST, "BadRequest", &e.to_string())
+        }
+    }
+}
+
+/// `application/json`, with or without parameters such as charset.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<axum::body::Bytes, Response> {
+    let too_large = || {
+        status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            &format!("the body is larger than the limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) => Err(status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            &format!("reading the body: {e}"),
+        )),
+    }
+}
+
+fn json_response(code: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (code, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A Kubernetes `Status` object, as kubectl and client libraries expect errors.
+pub(crate) fn status(code: StatusCode, reason: &str, message: &str) -> Response {
+    let body = serde_json::json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code.as_u16(),
+    });
+    json_response(code, body.to_string().into_bytes())
+}
+
+fn method_not_allowed() -> Response {
+    let mut response = status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        "use POST with an AdmissionReview",
+    );
+    response.headers_mut().insert(
+        header::ALLOW,
+        HeaderValue::from_static(Method::POST.as_str()),
+    );
+    response
+}
