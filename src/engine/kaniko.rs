@@ -182,10 +182,12 @@ pub(crate) fn rewrite(
     let mut edits = Edits::default();
     let mut pushes_to_target = false;
     let mut mapped_registries: Vec<&str> = Vec::new();
+    let mut end_of_flags = None;
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
         if arg.text == "--" {
+            end_of_flags = Some(arg);
             break;
         }
         let Some(flag) = classify(arg.text, spec) else {
@@ -304,7 +306,15 @@ pub(crate) fn rewrite(
             }
         }
     }
-    edits.args.appended = map_args;
+    // New flags go at the end of the flags: before a `--`, wherever it is.
+    match end_of_flags {
+        Some(end) => {
+            let list = edits.list(end.list);
+            list.appended = map_args;
+            list.insert_before = Some(end.index);
+        }
+        None => edits.args.appended = map_args,
+    }
     if !edits.command.is_empty() {
         builder.edit_list(at, "command", true, std::mem::take(&mut edits.command));
     }

@@ -30,6 +30,9 @@ pub(crate) struct ListEdits {
     pub replaced: Vec<(usize, String)>,
     pub removed: Vec<usize>,
     pub appended: Vec<String>,
+    /// Original index the appended values go in front of (a `--` that ends
+    /// the flags); `None` appends at the end.
+    pub insert_before: Option<usize>,
 }
 
 impl ListEdits {
@@ -102,6 +105,10 @@ impl PatchBuilder {
         let mut removed = edits.removed;
         removed.sort_unstable_by(|a, b| b.cmp(a));
         removed.dedup();
+        // Where the insertion point lands once the removals are done.
+        let insert_at = edits
+            .insert_before
+            .map(|index| index - removed.iter().filter(|r| **r < index).count());
         for index in removed {
             self.operations
                 .push(PatchOperation::Remove(RemoveOperation {
@@ -112,9 +119,11 @@ impl PatchBuilder {
             return;
         }
         if list_exists {
-            for value in edits.appended {
+            for (offset, value) in edits.appended.into_iter().enumerate() {
+                let position =
+                    insert_at.map_or_else(|| "-".to_owned(), |at| (at + offset).to_string());
                 self.operations.push(PatchOperation::Add(AddOperation {
-                    path: self.container_pointer(at, &[field, "-"]),
+                    path: self.container_pointer(at, &[field, &position]),
                     value: Value::String(value),
                 }));
             }

@@ -1,0 +1,183 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use registry_rewriter::config::Config;
+use registry_rewriter::engine::{self, Mutation, Scope, Workload};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+pub const FIXTURES: &[&str] = &[
+    "job-create-kaniko-build.json",
+    "pod-create-from-deployment-dry-run.json",
+    "pod-create-from-deployment.json",
+    "pod-create-kaniko-build.json",
+    "pod-create-no-match.json",
+    "pod-update-ephemeralcontainers-debug.json",
+    "pod-update-labels.json",
+];
+
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn fixture_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures_dir().join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+pub fn fixture(name: &str) -> Value {
+    serde_json::from_slice(&fixture_bytes(name)).expect("fixture is JSON")
+}
+
+pub fn pod() -> &'static Workload {
+    Workload::find("", "Pod").expect("Pod is in the table")
+}
+
+pub fn job() -> &'static Workload {
+    Workload::find("batch", "Job").expect("Job is in the table")
+}
+
+pub fn run(object: &Value, workload: &Workload, scope: Scope<'_>, config: &Config) -> Mutation {
+    let raw = RawValue::from_string(object.to_string()).expect("valid JSON");
+    engine::mutate(&raw, workload, scope, config).expect("the engine accepts the object")
+}
+
+/// Mutates on CREATE, applies the patch to the original, and checks that a
+/// second run over the result yields no operation (idempotency).
+pub fn admit_with(object: &Value, workload: &Workload, config: &Config) -> (Value, Mutation) {
+    let mutation = run(object, workload, Scope::Create, config);
+    let mut admitted = object.clone();
+    json_patch::patch(&mut admitted, &mutation.patch).expect("the patch applies to the original");
+    let again = run(&admitted, workload, Scope::Create, config);
+    assert!(
+        again.is_empty(),
+        "not idempotent: second run produced {:?}",
+        again.patch
+    );
+    (admitted, mutation)
+}
+
+pub fn admit(object: &Value, workload: &Workload) -> (Value, Mutation) {
+    admit_with(object, workload, &Config::default())
+}
+
+/// Decodes an AdmissionReview response and applies its patch to the request object.
+pub fn apply_response(request: &Value, response: &Value) -> Value {
+    let mut object = request["request"]["object"].clone();
+    if let Some(patch) = response["response"]["patch"].as_str() {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(patch)
+            .expect("patch is base64");
+        let patch: json_patch::Patch =
+            serde_json::from_slice(&bytes).expect("patch is a JSON Patch");
+        json_patch::patch(&mut object, &patch).expect("patch applies");
+    }
+    object
+}
+
+/// What each fixture's object must look like after admission.
+pub fn check_fixture_outcome(name: &str, admitted: &Value, response: &Value) {
+    let r = &response["response"];
+    assert_eq!(r["allowed"], true, "{name}");
+    let has_patch = r.get("patch").is_some();
+    assert_eq!(
+        has_patch,
+        r.get("patchType").is_some(),
+        "{name}: patch and patchType go together"
+    );
+    match name {
+        "pod-create-from-deployment.json" | "pod-create-from-deployment-dry-run.json" => {
+            assert_eq!(
+                admitted["spec"]["containers"][0]["image"],
+                "registry.k8s-lab.dev/dynamic-apps/test-webapp:v1"
+            );
+            assert_eq!(
+                admitted["spec"]["imagePullSecrets"],
+                serde_json::json!([{"name": "registry-credentials"}])
+            );
+        }
+        "job-create-kaniko-build.json" | "pod-create-kaniko-build.json" => {
+            let spec = if name.starts_with("job") {
+                &admitted["spec"]["template"]["spec"]
+            } else {
+                &admitted["spec"]
+            };
+            let args: Vec<&str> = spec["containers"][0]["args"]
+                .as_array()
+                .expect("args")
+                .iter()
+                .map(|a| a.as_str().expect("string arg"))
+                .collect();
+            assert!(args
+                .iter()
+                .any(|a| a
+                    .starts_with("--destination=registry.k8s-lab.dev/dynamic-apps/test-webapp:")));
+            assert!(args.contains(&"--cache-repo=registry.k8s-lab.dev/dynamic-apps/cache"));
+            assert!(
+                !args.iter().any(|a| a.starts_with("--skip-tls-verify")),
+                "{args:?}"
+            );
+            assert!(args.contains(&"--registry-map=docker-registry.registry.svc.cluster.local:5000=registry.k8s-lab.dev"));
+            assert_eq!(
+                &args[..2],
+                ["--dockerfile=Dockerfile", args[1]],
+                "order kept"
+            );
+            assert!(args[1].starts_with("--context="));
+            assert_eq!(args[3], "--cache=true");
+        }
+        "pod-create-no-match.json" | "pod-update-labels.json" => {
+            assert!(!has_patch, "{name}: no patch expected");
+        }
+        "pod-update-ephemeralcontainers-debug.json" => {
+            assert_eq!(
+                admitted["spec"]["ephemeralContainers"][0]["image"],
+                "registry.k8s-lab.dev/tools/netshoot:v0.13"
+            );
+        }
+        other => panic!("no expectation for fixture {other}"),
+    }
+}
+
+/// Removes every field the engine may change, so that what remains can be
+/// compared before and after admission.
+pub fn without_rewritable_fields(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(annotations) = object
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.remove("registry-rewriter.k8s-lab.dev/original-images");
+        if annotations.is_empty() {
+            object["metadata"]
+                .as_object_mut()
+                .map(|m| m.remove("annotations"));
+        }
+    }
+    for spec_path in ["/spec", "/spec/template/spec"] {
+        let Some(spec) = object.pointer_mut(spec_path).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        spec.remove("imagePullSecrets");
+        for list in ["containers", "initContainers", "ephemeralContainers"] {
+            if let Some(Value::Array(containers)) = spec.get_mut(list) {
+                for container in containers.iter_mut().filter_map(Value::as_object_mut) {
+                    container.remove("image");
+                    container.remove("args");
+                    container.remove("command");
+                }
+            }
+        }
+    }
+    object
+}
+
+pub fn assert_only_rewritable_fields_changed(before: &Value, after: &Value) {
+    assert_eq!(
+        without_rewritable_fields(before),
+        without_rewritable_fields(after),
+        "a field other than image, args, command, imagePullSecrets or our annotation changed"
+    );
+}
