@@ -1,0 +1,88 @@
+//! The axum Router driven in process with the fixtures, no sockets.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{apply_response, check_fixture_outcome, fixture, fixture_bytes, FIXTURES};
+use http_body_util::BodyExt;
+use registry_rewriter::config::Config;
+use registry_rewriter::metrics::Metrics;
+use registry_rewriter::server::{router, AppState, DEFAULT_MAX_BODY_BYTES};
+use tower::ServiceExt;
+
+fn app() -> axum::Router {
+    let state = AppState::new(Config::default(), Metrics::new(), DEFAULT_MAX_BODY_BYTES);
+    router(state, Duration::from_secs(5))
+}
+
+async fn post(body: Vec<u8>) -> (StatusCode, serde_json::Value) {
+    let request = Request::post("/mutate")
+        .header("content-type", "application/json; charset=utf-8")
+        .body(Body::from(body))
+        .expect("request");
+    let response = app().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, serde_json::from_slice(&bytes).expect("JSON"))
+}
+
+#[tokio::test]
+async fn fixtures_through_the_router() {
+    for name in FIXTURES {
+        let (status, review) = post(fixture_bytes(name)).await;
+        assert_eq!(status, StatusCode::OK, "{name}");
+        let admitted = apply_response(&fixture(name), &review);
+        check_fixture_outcome(name, &admitted, &review);
+    }
+}
+
+#[tokio::test]
+async fn object_of_the_wrong_shape_is_allowed_unchanged_with_a_warning() {
+    let mut review = fixture("pod-create-from-deployment.json");
+    review["request"]["object"]["spec"]["containers"][0]["image"] = 5.into();
+    let (status, response) = post(review.to_string().into_bytes()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(response["response"]["allowed"], true);
+    assert!(response["response"].get("patch").is_none());
+    let warning = response["response"]["warnings"][0]
+        .as_str()
+        .expect("warning");
+    assert!(
+        warning.contains("spec: containers[0].image: invalid type"),
+        "{warning}"
+    );
+}
+
+#[tokio::test]
+async fn other_kinds_and_operations_are_allowed_without_a_patch() {
+    for (kind, group, operation, sub_resource) in [
+        ("Deployment", "apps", "CREATE", None),
+        ("Pod", "", "DELETE", None),
+        ("Pod", "", "CONNECT", None),
+        ("Pod", "", "UPDATE", Some("status")),
+        ("Job", "batch", "UPDATE", None),
+    ] {
+        let mut review = fixture("pod-create-from-deployment.json");
+        review["request"]["kind"] =
+            serde_json::json!({"group": group, "version": "v1", "kind": kind});
+        review["request"]["operation"] = operation.into();
+        if let Some(sub_resource) = sub_resource {
+            review["request"]["subResource"] = sub_resource.into();
+        }
+        let (status, response) = post(review.to_string().into_bytes()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            response["response"].get("patch").is_none(),
+            "{kind} {operation}"
+        );
+        assert!(response["response"].get("patchType").is_none());
+    }
+}
