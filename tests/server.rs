@@ -109,6 +109,38 @@ async fn http2_is_served() {
     }
 }
 
+struct Row {
+    row: &'static str,
+    method: Method,
+    path: &'static str,
+    content_type: Option<&'static str>,
+    body: Vec<u8>,
+    expected: StatusCode,
+    message: &'static str,
+}
+
+impl Row {
+    fn new(
+        row: &'static str,
+        method: Method,
+        path: &'static str,
+        content_type: Option<&'static str>,
+        body: Vec<u8>,
+        expected: StatusCode,
+        message: &'static str,
+    ) -> Self {
+        Row {
+            row,
+            method,
+            path,
+            content_type,
+            body,
+            expected,
+            message,
+        }
+    }
+}
+
 /// Each row is sent on its own connection; after each, a good request on a
 /// fresh connection must still succeed.
 #[tokio::test]
@@ -132,22 +164,31 @@ async fn bad_input_gets_a_clear_error_and_the_server_keeps_serving() {
     let mut wrong_version = fixture("pod-create-from-deployment.json");
     wrong_version["apiVersion"] = "admission.k8s.io/v1beta1".into();
 
-    let rows: Vec<(&str, Method, &str, Option<&str>, Vec<u8>, StatusCode, &str)> = vec![
-        ("not JSON", Method::POST, "/mutate", Some("application/json"), b"hello".to_vec(), StatusCode::BAD_REQUEST, "not a valid AdmissionReview"),
-        ("truncated", Method::POST, "/mutate", Some("application/json"), good[..good.len() / 2].to_vec(), StatusCode::BAD_REQUEST, "EOF"),
-        ("no request", Method::POST, "/mutate", Some("application/json"), br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec(), StatusCode::BAD_REQUEST, "no request"),
-        ("wrong version", Method::POST, "/mutate", Some("application/json"), wrong_version.to_string().into_bytes(), StatusCode::BAD_REQUEST, "admission.k8s.io/v1beta1"),
-        ("missing uid", Method::POST, "/mutate", Some("application/json"), without_uid.to_string().into_bytes(), StatusCode::BAD_REQUEST, "uid"),
-        ("missing object", Method::POST, "/mutate", Some("application/json"), without_object.to_string().into_bytes(), StatusCode::BAD_REQUEST, "request.object is required"),
-        ("wrong operation type", Method::POST, "/mutate", Some("application/json"), review(serde_json::json!({"uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": 5})).into_bytes(), StatusCode::BAD_REQUEST, "operation"),
-        ("non-UTF-8", Method::POST, "/mutate", Some("application/json"), vec![b'{', 0xff, 0xfe, b'}'], StatusCode::BAD_REQUEST, "UTF-8"),
-        ("over the limit", Method::POST, "/mutate", Some("application/json"), vec![b' '; 3 * 1024 * 1024 + 1], StatusCode::PAYLOAD_TOO_LARGE, "larger than the limit"),
-        ("wrong method", Method::GET, "/mutate", None, Vec::new(), StatusCode::METHOD_NOT_ALLOWED, "POST"),
-        ("wrong content type", Method::POST, "/mutate", Some("text/plain"), good.clone(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "application/json"),
-        ("no content type", Method::POST, "/mutate", None, good.clone(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "application/json"),
-        ("unknown path", Method::POST, "/validate", Some("application/json"), good.clone(), StatusCode::NOT_FOUND, "/mutate"),
+    let rows = [
+        Row::new("not JSON", Method::POST, "/mutate", Some("application/json"), b"hello".to_vec(), StatusCode::BAD_REQUEST, "not a valid AdmissionReview"),
+        Row::new("truncated", Method::POST, "/mutate", Some("application/json"), good[..good.len() / 2].to_vec(), StatusCode::BAD_REQUEST, "EOF"),
+        Row::new("no request", Method::POST, "/mutate", Some("application/json"), br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec(), StatusCode::BAD_REQUEST, "no request"),
+        Row::new("wrong version", Method::POST, "/mutate", Some("application/json"), wrong_version.to_string().into_bytes(), StatusCode::BAD_REQUEST, "admission.k8s.io/v1beta1"),
+        Row::new("missing uid", Method::POST, "/mutate", Some("application/json"), without_uid.to_string().into_bytes(), StatusCode::BAD_REQUEST, "uid"),
+        Row::new("missing object", Method::POST, "/mutate", Some("application/json"), without_object.to_string().into_bytes(), StatusCode::BAD_REQUEST, "request.object is required"),
+        Row::new("wrong operation type", Method::POST, "/mutate", Some("application/json"), review(serde_json::json!({"uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": 5})).into_bytes(), StatusCode::BAD_REQUEST, "operation"),
+        Row::new("non-UTF-8", Method::POST, "/mutate", Some("application/json"), vec![b'{', 0xff, 0xfe, b'}'], StatusCode::BAD_REQUEST, "UTF-8"),
+        Row::new("over the limit", Method::POST, "/mutate", Some("application/json"), vec![b' '; 3 * 1024 * 1024 + 1], StatusCode::PAYLOAD_TOO_LARGE, "larger than the limit"),
+        Row::new("wrong method", Method::GET, "/mutate", None, Vec::new(), StatusCode::METHOD_NOT_ALLOWED, "POST"),
+        Row::new("wrong content type", Method::POST, "/mutate", Some("text/plain"), good.clone(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "application/json"),
+        Row::new("no content type", Method::POST, "/mutate", None, good.clone(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "application/json"),
+        Row::new("unknown path", Method::POST, "/validate", Some("application/json"), good.clone(), StatusCode::NOT_FOUND, "/mutate"),
     ];
-    for (row, method, path, content_type, body, expected, message) in rows {
+    for Row {
+        row,
+        method,
+        path,
+        content_type,
+        body,
+        expected,
+        message,
+    } in rows
+    {
         let mut connection = client.http1().await;
         let response = connection
             .send(method, path, content_type, Bytes::from(body))
