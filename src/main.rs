@@ -87,7 +87,7 @@ struct ServeArgs {
     #[arg(long, env = "REGISTRY_REWRITER_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
     /// Time allowed for a whole request; keep it below the webhook's timeoutSeconds.
-    #[arg(long, env = "REGISTRY_REWRITER_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "8s")]
+    #[arg(long, env = "REGISTRY_REWRITER_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "4s")]
     request_timeout: Duration,
     /// Time allowed to send the request headers.
     #[arg(long, env = "REGISTRY_REWRITER_HEADER_READ_TIMEOUT", value_parser = parse_duration, default_value = "5s")]

@@ -114,7 +114,7 @@ pub fn mutate(
     let metadata = top.metadata.as_ref();
     if metadata
         .and_then(|m| m.annotation(SKIP_ANNOTATION))
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        .is_some_and(|v| v == "true")
     {
         return Ok(Mutation {
             skipped: true,

@@ -66,7 +66,7 @@ impl ServeOptions {
             tls,
             client_ca: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            request_timeout: Duration::from_secs(8),
+            request_timeout: Duration::from_secs(4),
             header_read_timeout: Duration::from_secs(5),
             tls_handshake_timeout: Duration::from_secs(5),
             shutdown_delay: Duration::from_secs(5),

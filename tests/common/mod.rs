@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod kustomize;
+
 use std::path::PathBuf;
 
 use base64::Engine as _;

@@ -1,0 +1,289 @@
+//! The command line: `mutate`, `config` and `certs`, run as users run them.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_registry-rewriter"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let input = stdin.unwrap_or("").to_owned();
+    let mut pipe = child.stdin.take().expect("stdin");
+    std::thread::spawn(move || {
+        let _ = pipe.write_all(input.as_bytes());
+    });
+    child.wait_with_output().expect("output")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const KANIKO_JOB: &str = r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: build
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: kaniko
+          image: gcr.io/kaniko-project/executor:v1.23.2
+          args:
+            - --dockerfile=Dockerfile
+            - --destination=docker-registry.registry.svc.cluster.local:5000/dynamic-apps/test-webapp:v1
+            - --cache-repo=docker-registry.registry.svc.cluster.local:5000/dynamic-apps/cache
+            - --skip-tls-verify
+"#;
+
+#[test]
+fn mutate_previews_the_seed_kaniko_job() {
+    let output = run(&["mutate", "-f", "-"], Some(KANIKO_JOB));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let admitted: Value = serde_yaml_ng::from_slice(&output.stdout).expect("YAML out");
+    let args: Vec<String> = serde_json::from_value(
+        admitted["spec"]["template"]["spec"]["containers"][0]["args"].clone(),
+    )
+    .expect("args");
+    assert_eq!(args[0], "--dockerfile=Dockerfile");
+    assert_eq!(
+        args[1],
+        "--destination=registry.k8s-lab.dev/dynamic-apps/test-webapp:v1"
+    );
+    assert_eq!(
+        args[2],
+        "--cache-repo=registry.k8s-lab.dev/dynamic-apps/cache"
+    );
+    assert!(!args.iter().any(|a| a.contains("skip-tls-verify")));
+    assert!(args
+        .iter()
+        .any(|a| a.starts_with("--registry-map=docker-registry.registry.svc.cluster.local:5000=")));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("Job/build: containers[kaniko].args: --destination"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("removed --skip-tls-verify"));
+}
+
+#[test]
+fn mutate_reads_files_several_documents_and_lists() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("all.yaml");
+    let manifests = format!(
+        "{KANIKO_JOB}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: untouched}}\ndata: {{image: 'docker-registry.registry:5000/x'}}\n---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {{name: p}}\n  spec:\n    containers: [{{name: a, image: 'docker-registry.registry:5000/a:1'}}]\n"
+    );
+    std::fs::write(&path, manifests).expect("write");
+    let output = run(
+        &["mutate", "-f", path.to_str().expect("path"), "-o", "json"],
+        None,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let list: Value = serde_json::from_slice(&output.stdout).expect("JSON out");
+    assert_eq!(list["kind"], "List");
+    let items = list["items"].as_array().expect("items");
+    assert_eq!(items.len(), 3);
+    assert_eq!(
+        items[1]["data"]["image"], "docker-registry.registry:5000/x",
+        "other kinds pass through"
+    );
+    assert_eq!(
+        items[2]["items"][0]["spec"]["containers"][0]["image"],
+        "registry.k8s-lab.dev/a:1"
+    );
+    assert!(text(&output.stderr).contains("Pod/p: containers[a].image"));
+
+    let patches = run(
+        &["mutate", "-f", path.to_str().expect("path"), "-o", "patch"],
+        None,
+    );
+    let lines: Vec<Value> = text(&patches.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "one patch per document");
+    assert_eq!(lines[1], serde_json::json!([]));
+    assert!(lines[2][0]["path"]
+        .as_str()
+        .expect("path")
+        .starts_with("/items/0/spec/containers/0/image"));
+}
+
+#[test]
+fn mutate_names_the_document_it_cannot_read() {
+    let input = "apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: broken}\nspec:\n  containers: 7\n";
+    let output = run(&["mutate"], Some(input));
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("document 2 (Pod/broken)"), "{stderr}");
+    assert!(stderr.contains("containers"), "{stderr}");
+    assert!(output.stdout.is_empty(), "nothing half-printed");
+
+    let output = run(&["mutate"], Some("key: [unclosed\n"));
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("stdin: document 1"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn config_prints_the_effective_configuration() {
+    let output = run(&["config", "-o", "json"], None);
+    assert!(output.status.success());
+    let config: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(config["rewrites"][0]["to"], "registry.k8s-lab.dev");
+    assert_eq!(config["imagePullSecrets"][0], "registry-credentials");
+
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, "imagePullSecrets: [pull-a, pull-b]\n").expect("write");
+    let output = run(&["config", "--config", path.to_str().expect("path")], None);
+    let printed: Value = serde_yaml_ng::from_slice(&output.stdout).expect("YAML");
+    assert_eq!(
+        printed["imagePullSecrets"],
+        serde_json::json!(["pull-a", "pull-b"])
+    );
+    assert_eq!(
+        printed["rewrites"].as_array().expect("defaults kept").len(),
+        3
+    );
+}
+
+#[test]
+fn a_bad_config_fails_naming_the_file_and_the_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, "rewrites:\n  - from: docker-registry.registry:5000\n    to: registry.k8s-lab.dev\n    pullSecret: x\n").expect("write");
+    for command in ["config", "mutate", "serve"] {
+        let output = run(
+            &[command, "--config", path.to_str().expect("path")],
+            Some(""),
+        );
+        assert!(!output.status.success(), "{command}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("bad.yaml"), "{command}: {stderr}");
+        assert!(
+            stderr.contains("rewrites[0]") && stderr.contains("pullSecret"),
+            "{command}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn serve_fails_fast_on_a_missing_certificate() {
+    let output = run(
+        &[
+            "serve",
+            "--tls-cert",
+            "/nonexistent/tls.crt",
+            "--tls-key",
+            "/nonexistent/tls.key",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        None,
+    );
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("/nonexistent/tls.crt"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn certs_writes_a_pair_for_the_service_and_prints_the_ca_bundle() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = dir.path().join("out");
+    let output = run(
+        &[
+            "certs",
+            "--service",
+            "hook",
+            "--namespace",
+            "infra",
+            "--out",
+            out.to_str().expect("path"),
+            "--dns",
+            "hook.example",
+            "--ip",
+            "10.0.0.7",
+            "--valid-days",
+            "30",
+        ],
+        None,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let bundle = text(&output.stdout).trim().to_owned();
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(&bundle)
+        .expect("caBundle is base64");
+    assert_eq!(decoded, std::fs::read(out.join("ca.crt")).expect("ca.crt"));
+
+    let cert_pem = std::fs::read(out.join("tls.crt")).expect("tls.crt");
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&cert_pem).expect("PEM");
+    let cert = pem.parse_x509().expect("X.509");
+    let san = format!(
+        "{:?}",
+        cert.subject_alternative_name()
+            .expect("ok")
+            .expect("SAN")
+            .value
+    );
+    for name in [
+        "\"hook\"",
+        "\"hook.infra\"",
+        "\"hook.infra.svc\"",
+        "\"hook.infra.svc.cluster.local\"",
+        "\"hook.example\"",
+    ] {
+        assert!(san.contains(name), "{name} in {san}");
+    }
+    assert!(san.contains("IPAddress([10, 0, 0, 7])"), "{san}");
+    let days =
+        (cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp()) / 86_400;
+    assert!((29..=31).contains(&days), "{days}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.join("tls.key"))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the key is private");
+    }
+}
+
+#[test]
+fn fixtures_match_the_shared_copies() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+    if !shared.is_dir() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI has the shared fixtures beside the checkout"
+        );
+        eprintln!("skipping: no shared fixtures beside the checkout");
+        return;
+    }
+    for name in common::FIXTURES {
+        let ours = common::fixture_bytes(name);
+        let theirs = std::fs::read(shared.join(name)).expect("shared fixture");
+        assert_eq!(ours, theirs, "{name} differs from the shared fixture");
+    }
+}

@@ -1,0 +1,396 @@
+//! End to end through kube-apiserver's own MutatingAdmissionWebhook plugin
+//! (the `apiserver-admit` harness): real TLS verification against the
+//! caBundle for the Service name, the manifests' rules, namespaceSelector and
+//! matchConditions, response validation, patch application and typed
+//! decoding of the result.
+//!
+//! The harness is found through `APISERVER_ADMIT`, or beside the checkout as
+//! `../shared/tools/apiserver-admit/apiserver-admit`. Where it is absent (a
+//! user's clone) the tests skip with a message; under CI they must run.
+
+mod common;
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine as _;
+use common::{apply_response, check_fixture_outcome, fixture, FIXTURES};
+use serde_json::{json, Value};
+
+fn harness() -> Option<PathBuf> {
+    let path = std::env::var_os("APISERVER_ADMIT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/tools/apiserver-admit/apiserver-admit")
+        });
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run the end-to-end tests, but the apiserver-admit harness is not at {}",
+        path.display()
+    );
+    eprintln!(
+        "skipping: kube-apiserver's admission harness (apiserver-admit) not found at {}; set APISERVER_ADMIT to run these tests",
+        path.display()
+    );
+    None
+}
+
+/// The MutatingWebhookConfiguration from the manifests, with our caBundle.
+fn webhook_configuration(ca_pem: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("manifests/base/mutatingwebhookconfiguration.yaml");
+    let text = std::fs::read_to_string(&path).expect("the manifest exists");
+    let mut configuration: Value = serde_yaml_ng::from_str(&text).expect("YAML");
+    let bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    for webhook in configuration["webhooks"].as_array_mut().expect("webhooks") {
+        webhook["clientConfig"]["caBundle"] = bundle.clone().into();
+    }
+    configuration
+}
+
+struct Admission {
+    code: i32,
+    admitted: Value,
+    warnings: Vec<String>,
+    stderr: String,
+}
+
+struct Call<'a> {
+    object: &'a Value,
+    namespace: &'a str,
+    namespace_labels: &'a str,
+    operation: &'a str,
+    old_object: Option<&'a Value>,
+    subresource: Option<&'a str>,
+    dry_run: bool,
+}
+
+impl<'a> Call<'a> {
+    fn create(object: &'a Value, namespace: &'a str) -> Self {
+        Call {
+            object,
+            namespace,
+            namespace_labels: "",
+            operation: "CREATE",
+            old_object: None,
+            subresource: None,
+            dry_run: false,
+        }
+    }
+}
+
+struct Harness {
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+    service: String,
+}
+
+impl Harness {
+    fn new(binary: PathBuf, server: &support::TestServer) -> Self {
+        let dir = tempfile::tempdir().expect("dir");
+        let configuration = webhook_configuration(&server.ca_pems[0]);
+        std::fs::write(dir.path().join("mwc.json"), configuration.to_string()).expect("write");
+        Harness {
+            binary,
+            dir,
+            service: format!("registry-rewriter/registry-rewriter:443={}", server.addr),
+        }
+    }
+
+    fn admit(&self, call: Call<'_>) -> Admission {
+        let object_path = self.dir.path().join("object.json");
+        std::fs::write(&object_path, call.object.to_string()).expect("write");
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("--config")
+            .arg(self.dir.path().join("mwc.json"))
+            .arg("--object")
+            .arg(&object_path)
+            .args(["--namespace", call.namespace, "--operation", call.operation])
+            .args(["--service", &self.service, "--quiet-audit"]);
+        if !call.namespace_labels.is_empty() {
+            command.args(["--namespace-labels", call.namespace_labels]);
+        }
+        if let Some(old) = call.old_object {
+            let old_path = self.dir.path().join("old.json");
+            std::fs::write(&old_path, old.to_string()).expect("write");
+            command.arg("--old-object").arg(old_path);
+        }
+        if let Some(subresource) = call.subresource {
+            command.args(["--subresource", subresource]);
+        }
+        if call.dry_run {
+            command.arg("--dry-run");
+        }
+        let output = command.output().expect("the harness runs");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let warnings = stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("Warning: "))
+            .map(str::to_owned)
+            .collect();
+        let admitted = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+        Admission {
+            code: output.status.code().unwrap_or(-1),
+            admitted,
+            warnings,
+            stderr,
+        }
+    }
+}
+
+/// Typed decoding in the API server writes empty times as null; drop nulls
+/// so both sides compare by content.
+fn without_nulls(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_nulls).collect()),
+        other => other.clone(),
+    }
+}
+
+async fn requests_seen(server: &support::TestServer) -> f64 {
+    let (_, text) = server.admin_get("/metrics").await;
+    text.lines()
+        .filter(|l| l.starts_with("registry_rewriter_admission_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fixture_through_the_api_server_plugin() {
+    let Some(binary) = harness() else { return };
+    let server = support::start().await;
+    let harness = Harness::new(binary, &server);
+    let client = server.client();
+    for name in FIXTURES {
+        let review = fixture(name);
+        let request = &review["request"];
+        let call = Call {
+            object: &request["object"],
+            namespace: request["namespace"].as_str().expect("namespace"),
+            namespace_labels: "",
+            operation: request["operation"].as_str().expect("operation"),
+            old_object: request.get("oldObject").filter(|o| !o.is_null()),
+            subresource: request.get("subResource").and_then(Value::as_str),
+            dry_run: request["dryRun"].as_bool().unwrap_or(false),
+        };
+        let admission = tokio::task::block_in_place(|| harness.admit(call));
+        assert_eq!(admission.code, 0, "{name}: admitted\n{}", admission.stderr);
+
+        // What our own tests accept must be what the API server produces.
+        let response = client.post(common::fixture_bytes(name)).await.json();
+        let ours = apply_response(&review, &response);
+        check_fixture_outcome(name, &admission.admitted, &response);
+        assert_eq!(
+            without_nulls(&admission.admitted),
+            without_nulls(&ours),
+            "{name}: the API server's result differs from ours"
+        );
+        let our_warnings: Vec<String> = response["response"]["warnings"]
+            .as_array()
+            .map(|w| {
+                w.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(
+            admission.warnings, our_warnings,
+            "{name}: kubectl would print these"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_the_webhook_must_never_see() {
+    let Some(binary) = harness() else { return };
+    let server = support::start().await;
+    let harness = Harness::new(binary, &server);
+    let pod = fixture("pod-create-from-deployment.json")["request"]["object"].clone();
+    let internal_image = pod["spec"]["containers"][0]["image"].clone();
+
+    let rewritten =
+        tokio::task::block_in_place(|| harness.admit(Call::create(&pod, "dynamic-apps")));
+    assert_eq!(rewritten.code, 0, "{}", rewritten.stderr);
+    assert_eq!(
+        rewritten.admitted["spec"]["containers"][0]["image"],
+        "registry.k8s-lab.dev/dynamic-apps/test-webapp:v1"
+    );
+    let before = requests_seen(&server).await;
+    assert_eq!(before, 1.0);
+
+    for (namespace, labels) in [
+        ("kube-system", ""),
+        ("kube-node-lease", ""),
+        ("registry-rewriter", ""),
+        (
+            "team-opted-out",
+            "registry-rewriter.k8s-lab.dev/ignore=true",
+        ),
+    ] {
+        let mut pod = pod.clone();
+        pod["metadata"]["namespace"] = json!(namespace);
+        let call = Call {
+            namespace_labels: labels,
+            ..Call::create(&pod, namespace)
+        };
+        let admission = tokio::task::block_in_place(|| harness.admit(call));
+        assert_eq!(admission.code, 0, "{namespace}: {}", admission.stderr);
+        assert_eq!(
+            admission.admitted["spec"]["containers"][0]["image"], internal_image,
+            "{namespace}"
+        );
+        assert!(admission.warnings.is_empty(), "{namespace}");
+    }
+    assert_eq!(
+        requests_seen(&server).await,
+        before,
+        "none of those requests reached the webhook"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_annotation_is_not_even_sent() {
+    let Some(binary) = harness() else { return };
+    let server = support::start().await;
+    let harness = Harness::new(binary, &server);
+    let mut pod = fixture("pod-create-from-deployment.json")["request"]["object"].clone();
+    pod["metadata"]["annotations"]["registry-rewriter.k8s-lab.dev/skip"] = json!("true");
+    let admission =
+        tokio::task::block_in_place(|| harness.admit(Call::create(&pod, "dynamic-apps")));
+    assert_eq!(admission.code, 0, "{}", admission.stderr);
+    assert_eq!(
+        admission.admitted["spec"]["containers"][0]["image"],
+        pod["spec"]["containers"][0]["image"]
+    );
+    assert_eq!(
+        requests_seen(&server).await,
+        0.0,
+        "the matchCondition saved the call"
+    );
+
+    // Any other value is sent and rewritten, exactly as the webhook itself decides.
+    pod["metadata"]["annotations"]["registry-rewriter.k8s-lab.dev/skip"] = json!("TRUE");
+    let admission =
+        tokio::task::block_in_place(|| harness.admit(Call::create(&pod, "dynamic-apps")));
+    assert_eq!(
+        admission.admitted["spec"]["containers"][0]["image"],
+        "registry.k8s-lab.dev/dynamic-apps/test-webapp:v1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_debug_is_rewritten_and_pod_updates_are_not() {
+    let Some(binary) = harness() else { return };
+    let server = support::start().await;
+    let harness = Harness::new(binary, &server);
+    let review = fixture("pod-update-ephemeralcontainers-debug.json");
+    let call = Call {
+        operation: "UPDATE",
+        old_object: Some(&review["request"]["oldObject"]),
+        subresource: Some("ephemeralcontainers"),
+        ..Call::create(&review["request"]["object"], "dynamic-apps")
+    };
+    let admission = tokio::task::block_in_place(|| harness.admit(call));
+    assert_eq!(admission.code, 0, "{}", admission.stderr);
+    assert_eq!(
+        admission.admitted["spec"]["ephemeralContainers"][0]["image"],
+        "registry.k8s-lab.dev/tools/netshoot:v0.13"
+    );
+
+    // A plain UPDATE of a Pod (not in the rules) keeps even an internal image.
+    let mut old = review["request"]["oldObject"].clone();
+    old["spec"]["containers"][0]["image"] = json!("docker-registry.registry:5000/api:v3");
+    let mut new = old.clone();
+    new["metadata"]["labels"] = json!({"tier": "backend"});
+    let call = Call {
+        operation: "UPDATE",
+        old_object: Some(&old),
+        ..Call::create(&new, "dynamic-apps")
+    };
+    let admission = tokio::task::block_in_place(|| harness.admit(call));
+    assert_eq!(admission.code, 0, "{}", admission.stderr);
+    assert_eq!(
+        admission.admitted["spec"]["containers"][0]["image"],
+        "docker-registry.registry:5000/api:v3"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_webhook_fails_open() {
+    let Some(binary) = harness() else { return };
+    let mut server = support::start().await;
+    let harness = Harness::new(binary, &server);
+    server.begin_shutdown().await.expect("stopped");
+    let pod = fixture("pod-create-from-deployment.json")["request"]["object"].clone();
+    let admission =
+        tokio::task::block_in_place(|| harness.admit(Call::create(&pod, "dynamic-apps")));
+    assert_eq!(
+        admission.code, 0,
+        "failurePolicy Ignore admits the Pod: {}",
+        admission.stderr
+    );
+    assert_eq!(
+        admission.admitted["spec"]["containers"][0]["image"],
+        pod["spec"]["containers"][0]["image"]
+    );
+}
+
+/// The no-cert-manager install path exactly as kubectl renders it: the
+/// caBundle that kustomize's replacement writes (base64 over several lines)
+/// must verify the serving certificate in kube-apiserver's plugin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certs_overlay_as_rendered_works_end_to_end() {
+    let Some(binary) = harness() else { return };
+    let Some(kubectl) = common::kustomize::kubectl() else {
+        return;
+    };
+    let server = support::start().await;
+    let scratch = tempfile::tempdir().expect("dir");
+    let certs = scratch.path().join("certs");
+    std::fs::create_dir(&certs).expect("dir");
+    for file in ["ca.crt", "tls.crt", "tls.key"] {
+        std::fs::copy(server.dir.path().join(file), certs.join(file)).expect("copy");
+    }
+    let root = common::kustomize::root();
+    std::fs::copy(
+        root.join("certs/kustomization.yaml"),
+        certs.join("kustomization.yaml"),
+    )
+    .expect("copy");
+    common::kustomize::copy_dir(&root.join("manifests"), &scratch.path().join("manifests"));
+    let output = Command::new(&kubectl)
+        .arg("kustomize")
+        .arg(&certs)
+        .output()
+        .expect("kubectl");
+    assert!(output.status.success());
+    let rendered = String::from_utf8(output.stdout).expect("UTF-8");
+    let configuration = rendered
+        .split("\n---\n")
+        .find(|document| document.contains("kind: MutatingWebhookConfiguration"))
+        .expect("rendered");
+
+    let harness = Harness::new(binary, &server);
+    std::fs::write(harness.dir.path().join("mwc.json"), configuration)
+        .expect("write the YAML as rendered");
+    let pod = fixture("pod-create-from-deployment.json")["request"]["object"].clone();
+    let admission =
+        tokio::task::block_in_place(|| harness.admit(Call::create(&pod, "dynamic-apps")));
+    assert_eq!(admission.code, 0, "{}", admission.stderr);
+    assert_eq!(
+        admission.admitted["spec"]["containers"][0]["image"],
+        "registry.k8s-lab.dev/dynamic-apps/test-webapp:v1"
+    );
+}

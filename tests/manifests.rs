@@ -1,0 +1,445 @@
+//! The install manifests: rendered with kustomize (kubectl), round-tripped
+//! through their k8s-openapi types, and held to the invariants that keep a
+//! cluster safe. kubectl comes from `KUBECTL` or the PATH; under CI it must
+//! be there, elsewhere the rendering tests skip with a message.
+
+mod common;
+
+use common::kustomize::{copy_dir, kubectl, render, root};
+
+use std::path::Path;
+use std::process::Command;
+
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use registry_rewriter::config::Config;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+/// The no-cert-manager path, rendered with freshly generated certificates
+/// in a scratch copy of `certs/`, so a developer's own files are untouched.
+fn render_certs_overlay(kubectl: &Path) -> (Vec<Value>, String) {
+    let scratch = tempfile::tempdir().expect("dir");
+    let certs = scratch.path().join("certs");
+    std::fs::create_dir(&certs).expect("dir");
+    std::fs::copy(
+        root().join("certs/kustomization.yaml"),
+        certs.join("kustomization.yaml"),
+    )
+    .expect("copy");
+    let manifests = scratch.path().join("manifests");
+    copy_dir(&root().join("manifests"), &manifests);
+    let generated = common_certs();
+    generated.write_to(&certs).expect("write");
+    (render(kubectl, &certs), generated.ca_bundle())
+}
+
+fn common_certs() -> registry_rewriter::certs::GeneratedCerts {
+    registry_rewriter::certs::GeneratedCerts::generate(&registry_rewriter::certs::CertRequest {
+        service: "registry-rewriter".into(),
+        namespace: "registry-rewriter".into(),
+        extra_dns: vec![],
+        extra_ips: vec![],
+        valid_days: 1,
+    })
+    .expect("certificates")
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("{kind}/{name} is rendered"))
+}
+
+fn typed<T: DeserializeOwned + Serialize>(object: &Value) -> T {
+    let typed: T = serde_json::from_value(object.clone())
+        .unwrap_or_else(|e| panic!("{}/{}: {e}", object["kind"], object["metadata"]["name"]));
+    let back = serde_json::to_value(&typed).expect("serialises");
+    assert_eq!(
+        &back, object,
+        "{}/{} loses or changes a field in its typed form",
+        object["kind"], object["metadata"]["name"]
+    );
+    typed
+}
+
+/// Every built-in object must survive its k8s-openapi type unchanged, which
+/// catches misspelled and misplaced fields.
+fn round_trip_all(objects: &[Value]) {
+    for object in objects {
+        match object["kind"].as_str().expect("kind") {
+            "Namespace" => drop(typed::<Namespace>(object)),
+            "ServiceAccount" => drop(typed::<ServiceAccount>(object)),
+            "ConfigMap" => drop(typed::<ConfigMap>(object)),
+            "Secret" => drop(typed::<Secret>(object)),
+            "Deployment" => drop(typed::<Deployment>(object)),
+            "Service" => drop(typed::<Service>(object)),
+            "PodDisruptionBudget" => drop(typed::<PodDisruptionBudget>(object)),
+            "NetworkPolicy" => drop(typed::<NetworkPolicy>(object)),
+            "MutatingWebhookConfiguration" => drop(typed::<MutatingWebhookConfiguration>(object)),
+            "Issuer" | "Certificate" => assert_eq!(object["apiVersion"], "cert-manager.io/v1"),
+            other => panic!("unexpected kind {other} in the manifests"),
+        }
+    }
+}
+
+#[test]
+fn base_renders_round_trips_and_is_safe() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = render(&kubectl, &root().join("manifests"));
+    round_trip_all(&objects);
+    for object in &objects {
+        let cluster_scoped = ["Namespace", "MutatingWebhookConfiguration"]
+            .contains(&object["kind"].as_str().unwrap_or(""));
+        if !cluster_scoped {
+            assert_eq!(
+                object["metadata"]["namespace"], "registry-rewriter",
+                "{}",
+                object["metadata"]["name"]
+            );
+        }
+    }
+    check_invariants(&objects);
+}
+
+fn check_invariants(objects: &[Value]) {
+    let webhook_configuration: MutatingWebhookConfiguration = typed(find(
+        objects,
+        "MutatingWebhookConfiguration",
+        "registry-rewriter",
+    ));
+    let deployment: Deployment = typed(find(objects, "Deployment", "registry-rewriter"));
+    let service: Service = typed(find(objects, "Service", "registry-rewriter"));
+    let webhooks = webhook_configuration.webhooks.expect("webhooks");
+    assert_eq!(webhooks.len(), 1);
+    let webhook = &webhooks[0];
+
+    // The webhook points at our Service, port and path.
+    let target = webhook
+        .client_config
+        .service
+        .as_ref()
+        .expect("a service reference");
+    assert_eq!(target.name, "registry-rewriter");
+    assert_eq!(target.namespace, "registry-rewriter");
+    assert_eq!(
+        target.path.as_deref(),
+        Some(registry_rewriter::server::MUTATE_PATH)
+    );
+    let port = target.port.unwrap_or(443);
+    let service_spec = service.spec.expect("spec");
+    let service_port = service_spec
+        .ports
+        .expect("ports")
+        .into_iter()
+        .find(|p| p.port == port)
+        .expect("the webhook's port is on the Service");
+    let pod_spec = deployment
+        .spec
+        .as_ref()
+        .expect("spec")
+        .template
+        .spec
+        .as_ref()
+        .expect("pod spec");
+    let container = &pod_spec.containers[0];
+    let container_ports = container.ports.as_ref().expect("ports");
+    let https = match service_port.target_port.expect("targetPort") {
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(name) => {
+            container_ports
+                .iter()
+                .find(|p| p.name.as_deref() == Some(&name))
+                .expect("named port")
+                .container_port
+        }
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(number) => number,
+    };
+    let args = container.args.as_ref().expect("args");
+    let flag = |name: &str| {
+        args.iter()
+            .find_map(|a| a.strip_prefix(&format!("--{name}=")))
+            .unwrap_or_else(|| panic!("--{name} is set"))
+            .to_owned()
+    };
+    assert!(
+        flag("listen").ends_with(&format!(":{https}")),
+        "the Service targets the TLS listener"
+    );
+    let selector = service_spec.selector.expect("selector");
+    let labels = deployment
+        .spec
+        .as_ref()
+        .expect("spec")
+        .template
+        .metadata
+        .as_ref()
+        .expect("metadata")
+        .labels
+        .as_ref()
+        .expect("labels");
+    assert!(
+        selector.iter().all(|(k, v)| labels.get(k) == Some(v)),
+        "the Service selects the Deployment's Pods"
+    );
+
+    // Safety of the configuration.
+    assert_eq!(webhook.side_effects, "None");
+    assert_eq!(webhook.admission_review_versions, ["v1"]);
+    let timeout = webhook.timeout_seconds.expect("an explicit timeout");
+    assert!(timeout <= 10, "timeoutSeconds {timeout}");
+    let request_timeout: u64 = flag("request-timeout")
+        .trim_end_matches('s')
+        .parse()
+        .expect("seconds");
+    assert!(
+        (request_timeout as i32) < timeout,
+        "the server gives up before the API server does"
+    );
+    assert_eq!(webhook.reinvocation_policy.as_deref(), Some("IfNeeded"));
+    assert!(
+        webhook.failure_policy.is_some(),
+        "the failure policy is chosen, not defaulted"
+    );
+    let namespace_selector = webhook
+        .namespace_selector
+        .as_ref()
+        .expect("namespaceSelector");
+    let expressions = namespace_selector
+        .match_expressions
+        .as_ref()
+        .expect("expressions");
+    let excluded = expressions
+        .iter()
+        .find(|e| e.key == "kubernetes.io/metadata.name" && e.operator == "NotIn")
+        .and_then(|e| e.values.clone())
+        .expect("namespaces excluded by name");
+    for namespace in ["kube-system", "kube-node-lease", "registry-rewriter"] {
+        assert!(
+            excluded.iter().any(|n| n == namespace),
+            "{namespace} is excluded"
+        );
+    }
+    assert!(expressions
+        .iter()
+        .any(|e| e.key == "registry-rewriter.k8s-lab.dev/ignore" && e.operator == "NotIn"));
+
+    let rules = webhook.rules.as_ref().expect("rules");
+    let covers = |group: &str, resource: &str, operation: &str| {
+        rules.iter().any(|r| {
+            r.api_groups
+                .as_ref()
+                .is_some_and(|g| g.iter().any(|x| x == group))
+                && r.resources
+                    .as_ref()
+                    .is_some_and(|x| x.iter().any(|x| x == resource))
+                && r.operations
+                    .as_ref()
+                    .is_some_and(|x| x.iter().any(|x| x == operation))
+        })
+    };
+    assert!(covers("", "pods", "CREATE"));
+    assert!(covers("", "pods/ephemeralcontainers", "UPDATE"));
+    assert!(covers("batch", "jobs", "CREATE"));
+    assert!(
+        !covers("", "pods", "UPDATE"),
+        "plain Pod updates must not be mutated"
+    );
+
+    // Probes point at real admin endpoints on the admin listener.
+    let admin_port = flag("admin-listen")
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .parse::<i32>()
+        .expect("number");
+    for (probe, path) in [
+        (&container.readiness_probe, "/readyz"),
+        (&container.liveness_probe, "/livez"),
+    ] {
+        let http = probe
+            .as_ref()
+            .expect("probe")
+            .http_get
+            .as_ref()
+            .expect("httpGet");
+        assert_eq!(http.path.as_deref(), Some(path));
+        let port = match &http.port {
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(name) => {
+                container_ports
+                    .iter()
+                    .find(|p| p.name.as_deref() == Some(name.as_str()))
+                    .expect("named port")
+                    .container_port
+            }
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(number) => *number,
+        };
+        assert_eq!(port, admin_port, "{path} is probed on the admin port");
+    }
+
+    // Hardened security context.
+    let pod_security = pod_spec
+        .security_context
+        .as_ref()
+        .expect("pod securityContext");
+    assert_eq!(pod_security.run_as_non_root, Some(true));
+    let security = container
+        .security_context
+        .as_ref()
+        .expect("container securityContext");
+    assert_eq!(security.run_as_non_root, Some(true));
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        security.capabilities.as_ref().and_then(|c| c.drop.clone()),
+        Some(vec!["ALL".to_owned()])
+    );
+    assert_eq!(
+        security.seccomp_profile.as_ref().map(|s| s.type_.as_str()),
+        Some("RuntimeDefault")
+    );
+    assert_eq!(pod_spec.automount_service_account_token, Some(false));
+    assert_eq!(
+        pod_spec.priority_class_name.as_deref(),
+        Some("system-cluster-critical")
+    );
+    assert!(deployment.spec.as_ref().expect("spec").replicas >= Some(2));
+    let resources = container.resources.as_ref().expect("resources");
+    assert!(resources.requests.is_some() && resources.limits.is_some());
+
+    // The TLS Secret is mounted as a directory (a subPath mount never sees rotation).
+    let tls_mount = container
+        .volume_mounts
+        .as_ref()
+        .expect("mounts")
+        .iter()
+        .find(|m| flag("tls-cert").starts_with(&m.mount_path))
+        .expect("the certificate's directory is a mount");
+    assert!(tls_mount.sub_path.is_none());
+
+    // The mounted config is valid and holds the decision's values.
+    let config_map: ConfigMap = typed(
+        objects
+            .iter()
+            .find(|o| {
+                o["kind"] == "ConfigMap"
+                    && o["metadata"]["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("registry-rewriter-config"))
+            })
+            .expect("the config ConfigMap"),
+    );
+    let config_text = &config_map.data.expect("data")["config.yaml"];
+    let config = Config::from_yaml(config_text).expect("the shipped config is valid");
+    assert_eq!(
+        config.file(),
+        Config::default().file(),
+        "the ConfigMap holds the decision's values"
+    );
+}
+
+#[test]
+fn deployment_flags_exist_in_the_binary() {
+    let deployment =
+        std::fs::read_to_string(root().join("manifests/base/deployment.yaml")).expect("file");
+    let deployment: Deployment = serde_yaml_ng::from_str(&deployment).expect("Deployment");
+    let help = Command::new(env!("CARGO_BIN_EXE_registry-rewriter"))
+        .args(["serve", "--help"])
+        .output()
+        .expect("runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    let args = deployment
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod spec")
+        .containers[0]
+        .args
+        .clone()
+        .expect("args");
+    for arg in args {
+        let name = arg.split('=').next().expect("flag");
+        assert!(help.contains(name), "serve has no flag {name}");
+    }
+}
+
+#[test]
+fn cert_manager_overlay_injects_the_ca() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = render(&kubectl, &root().join("manifests/overlays/cert-manager"));
+    round_trip_all(&objects);
+    check_invariants(&objects);
+    let webhook = find(
+        &objects,
+        "MutatingWebhookConfiguration",
+        "registry-rewriter",
+    );
+    assert_eq!(
+        webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        "registry-rewriter/registry-rewriter"
+    );
+    let certificate = find(&objects, "Certificate", "registry-rewriter");
+    assert_eq!(certificate["spec"]["secretName"], "registry-rewriter-tls");
+    let names: Vec<&str> = certificate["spec"]["dnsNames"]
+        .as_array()
+        .expect("names")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for name in [
+        "registry-rewriter.registry-rewriter.svc",
+        "registry-rewriter.registry-rewriter.svc.cluster.local",
+    ] {
+        assert!(names.contains(&name), "{name}");
+    }
+}
+
+#[test]
+fn certs_overlay_fills_the_ca_bundle_and_the_secret() {
+    let Some(kubectl) = kubectl() else { return };
+    let (objects, ca_bundle) = render_certs_overlay(&kubectl);
+    round_trip_all(&objects);
+    check_invariants(&objects);
+    let webhook: MutatingWebhookConfiguration = typed(find(
+        &objects,
+        "MutatingWebhookConfiguration",
+        "registry-rewriter",
+    ));
+    let bundle = webhook.webhooks.expect("webhooks")[0]
+        .client_config
+        .ca_bundle
+        .clone()
+        .expect("caBundle");
+    use base64::Engine as _;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD.encode(&bundle.0),
+        ca_bundle
+    );
+    let secret: Secret = typed(find(&objects, "Secret", "registry-rewriter-tls"));
+    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
+    let data = secret.data.expect("data");
+    assert!(data.contains_key("tls.crt") && data.contains_key("tls.key"));
+}
+
+#[test]
+fn kaniko_example_is_a_valid_job_and_is_rewritten() {
+    let path = root().join("manifests/examples/kaniko-build-job.yaml");
+    let text = std::fs::read_to_string(&path).expect("file");
+    let object: Value = serde_yaml_ng::from_str(&text).expect("YAML");
+    let _: Job = typed(&object);
+    let workload = common::job();
+    let (admitted, mutation) = common::admit(&object, workload);
+    let args = admitted
+        .pointer("/spec/template/spec/containers/0/args")
+        .expect("args")
+        .to_string();
+    assert!(args.contains("--destination=registry.k8s-lab.dev/platform/registry-rewriter:0.1.0"));
+    assert!(!args.contains("skip-tls-verify"));
+    assert!(mutation.changes.len() >= 4);
+}
