@@ -168,20 +168,107 @@ fn name(common_name: &str) -> DistinguishedName {
     name
 }
 
-/// Uses the development certificates in `dir` when they are there and
-/// valid for at least another day; otherwise generates new ones.
-/// Returns whether new ones were generated.
-pub fn ensure_development_certs(dir: &Path) -> Result<bool, CertsError> {
-    let cert_path = dir.join(CERT_FILE);
-    let usable = dir.join(CA_FILE).is_file()
-        && dir.join(KEY_FILE).is_file()
-        && fs::read(&cert_path)
-            .ok()
-            .and_then(|pem| crate::server::tls::not_after(&pem).ok())
-            .is_some_and(|not_after| not_after > OffsetDateTime::now_utc() + Duration::days(1));
-    if usable {
-        return Ok(false);
+/// What `ensure_development_certs` found or made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DevelopmentCerts {
+    /// A new pair was generated.
+    pub created: bool,
+    /// The serving certificate is valid for `localhost` and `127.0.0.1`.
+    pub covers_localhost: bool,
+}
+
+/// Uses the certificates in `dir` when they are there and valid for at
+/// least another day; otherwise generates a development pair. A pair made
+/// for the cluster (`registry-rewriter certs --out certs`) is used, never
+/// overwritten.
+pub fn ensure_development_certs(dir: &Path) -> Result<DevelopmentCerts, CertsError> {
+    let existing = fs::read(dir.join(CERT_FILE))
+        .ok()
+        .filter(|_| dir.join(CA_FILE).is_file() && dir.join(KEY_FILE).is_file());
+    if let Some(pem) = existing {
+        let still_valid = crate::server::tls::not_after(&pem)
+            .is_ok_and(|not_after| not_after > OffsetDateTime::now_utc() + Duration::days(1));
+        if still_valid {
+            return Ok(DevelopmentCerts {
+                created: false,
+                covers_localhost: covers_localhost(&pem),
+            });
+        }
     }
     GeneratedCerts::generate(&CertRequest::development())?.write_to(dir)?;
-    Ok(true)
+    Ok(DevelopmentCerts {
+        created: true,
+        covers_localhost: true,
+    })
+}
+
+/// Does the first certificate in `pem` name `localhost` and `127.0.0.1`?
+pub fn covers_localhost(pem: &[u8]) -> bool {
+    use x509_parser::extensions::GeneralName;
+    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(pem) else {
+        return false;
+    };
+    let Ok(cert) = pem.parse_x509() else {
+        return false;
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return false;
+    };
+    let names = &san.value.general_names;
+    names
+        .iter()
+        .any(|n| matches!(n, GeneralName::DNSName("localhost")))
+        && names
+            .iter()
+            .any(|n| matches!(n, GeneralName::IPAddress(ip) if *ip == [127, 0, 0, 1]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn development_pair_is_made_once_and_a_cluster_pair_is_kept() {
+        let dir =
+            std::env::temp_dir().join(format!("registry-rewriter-certs-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let first = ensure_development_certs(&dir).unwrap();
+        assert_eq!(
+            first,
+            DevelopmentCerts {
+                created: true,
+                covers_localhost: true
+            }
+        );
+        let cert = fs::read(dir.join(CERT_FILE)).unwrap();
+        assert!(covers_localhost(&cert));
+        let again = ensure_development_certs(&dir).unwrap();
+        assert!(!again.created);
+        assert_eq!(fs::read(dir.join(CERT_FILE)).unwrap(), cert, "reused");
+
+        let cluster = CertRequest {
+            extra_dns: vec![],
+            extra_ips: vec![],
+            ..CertRequest::development()
+        };
+        GeneratedCerts::generate(&cluster)
+            .unwrap()
+            .write_to(&dir)
+            .unwrap();
+        let cluster_cert = fs::read(dir.join(CERT_FILE)).unwrap();
+        let kept = ensure_development_certs(&dir).unwrap();
+        assert_eq!(
+            kept,
+            DevelopmentCerts {
+                created: false,
+                covers_localhost: false
+            }
+        );
+        assert_eq!(
+            fs::read(dir.join(CERT_FILE)).unwrap(),
+            cluster_cert,
+            "never overwritten"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

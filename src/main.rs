@@ -264,12 +264,20 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
 /// No TLS files given: make (or reuse) development certificates in ./certs.
 fn development_certs(listen: SocketAddr) -> Result<CertFiles, String> {
     let dir = Path::new(DEVELOPMENT_CERTS_DIR);
-    let created = certs::ensure_development_certs(dir).map_err(|e| e.to_string())?;
+    let found = certs::ensure_development_certs(dir).map_err(|e| e.to_string())?;
     tracing::warn!(
         dir = %dir.display(),
-        created,
-        "no --tls-cert/--tls-key given: serving with development certificates (valid for localhost, 127.0.0.1 and the default Service names)"
+        created = found.created,
+        "no --tls-cert/--tls-key given: serving the certificates in ./certs"
     );
+    if !found.covers_localhost {
+        tracing::warn!(
+            "{}/{} is not valid for localhost and 127.0.0.1, so local clients will not verify it; \
+             regenerate with `registry-rewriter certs --out certs --dns localhost --ip 127.0.0.1` (just certs does)",
+            dir.display(),
+            certs::CERT_FILE
+        );
+    }
     tracing::info!(
         "try: curl --cacert {}/ca.crt -H 'Content-Type: application/json' --data @review.json https://localhost:{}{MUTATE_PATH}",
         dir.display(),

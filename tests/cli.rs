@@ -287,3 +287,52 @@ fn fixtures_match_the_shared_copies() {
         assert_eq!(ours, theirs, "{name} differs from the shared fixture");
     }
 }
+
+#[test]
+fn justfile_documents_every_recipe() {
+    let just = std::env::var_os("JUST").unwrap_or_else(|| "just".into());
+    let Ok(output) = Command::new(&just)
+        .args(["--dump", "--dump-format", "json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must check the justfile, but just was not found"
+        );
+        eprintln!("skipping: just not found");
+        return;
+    };
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let dump: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let recipes = dump["recipes"].as_object().expect("recipes");
+    for name in [
+        "build",
+        "test",
+        "lint",
+        "run",
+        "demo",
+        "certs",
+        "deploy",
+        "undeploy",
+        "image",
+        "bench",
+        "bench-load",
+        "fuzz",
+    ] {
+        let recipe = recipes.get(name).unwrap_or_else(|| panic!("recipe {name}"));
+        let doc = recipe["doc"].as_str().unwrap_or("");
+        assert!(
+            doc.len() > 10,
+            "recipe {name} explains itself in `just --list`"
+        );
+    }
+    let undeploy = recipes["undeploy"]["body"].to_string();
+    let webhook = undeploy
+        .find("mutatingwebhookconfiguration")
+        .expect("undeploy deletes the webhook configuration");
+    let rest = undeploy
+        .find("delete -k")
+        .expect("undeploy deletes the rest");
+    assert!(webhook < rest, "the webhook configuration goes first");
+}

@@ -1,0 +1,89 @@
+# registry-rewriter: common tasks. `just --list` explains each recipe.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+image := env_var_or_default("IMAGE", "registry.k8s-lab.dev/platform/registry-rewriter:" + `grep -m1 '^version' Cargo.toml | cut -d'"' -f2`)
+service := "registry-rewriter"
+namespace := "registry-rewriter"
+
+[private]
+default:
+    @just --list
+
+# Build the binary (debug)
+build:
+    cargo build
+
+# Run the test suite: unit, engine, TLS server and end-to-end tests
+test:
+    cargo test
+
+# Check formatting and lints, as CI does
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --all-targets -- -D warnings
+
+# Format the code
+fmt:
+    cargo fmt --all
+
+# Serve the webhook on localhost with development certificates in ./certs
+run *args:
+    cargo run -- serve --listen 127.0.0.1:8443 --admin-listen 127.0.0.1:8080 {{args}}
+
+# Serve, post an AdmissionReview fixture over TLS, and show the response and its patch
+demo fixture="tests/fixtures/pod-create-from-deployment.json":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --quiet
+    ./target/debug/registry-rewriter serve --listen 127.0.0.1:8443 --admin-listen 127.0.0.1:8080 --shutdown-delay 0s &
+    server=$!
+    trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT
+    for _ in $(seq 100); do curl -sf http://127.0.0.1:8080/readyz >/dev/null && break; sleep 0.1; done
+    response=$(curl -sS --cacert certs/ca.crt -H 'Content-Type: application/json' \
+        --data @{{fixture}} https://localhost:8443/mutate)
+    if command -v jq >/dev/null; then
+        echo "$response" | jq .
+        echo "--- the patch, decoded:"
+        echo "$response" | jq -r '.response.patch // empty' | base64 -d | jq .
+    else
+        echo "$response"
+    fi
+
+# Generate a CA and serving certificate for the cluster (and localhost) into certs/; prints the caBundle
+certs *args:
+    cargo run --quiet -- certs --service {{service}} --namespace {{namespace}} --out certs --dns localhost --ip 127.0.0.1 {{args}}
+
+# Install into the current kube context with certificates from certs/ (no cert-manager)
+deploy:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ ! -f certs/tls.crt ] || [ ! -f certs/tls.key ] || [ ! -f certs/ca.crt ]; then just certs; fi
+    kubectl apply -k certs/
+    kubectl -n {{namespace}} rollout status deployment/registry-rewriter --timeout=120s
+
+# Install into the current kube context with cert-manager issuing the certificate
+deploy-cert-manager:
+    kubectl apply -k manifests/overlays/cert-manager
+    kubectl -n {{namespace}} rollout status deployment/registry-rewriter --timeout=120s
+
+# Remove from the cluster: the webhook configuration first, so nothing ever calls a missing webhook
+undeploy:
+    kubectl delete mutatingwebhookconfiguration registry-rewriter --ignore-not-found
+    kubectl delete -k manifests/ --ignore-not-found
+
+# Build the container image (set IMAGE to change the name; podman works too)
+image:
+    ${CONTAINER_TOOL:-docker} build -t {{image}} .
+
+# Run the criterion micro-benchmarks (engine and whole review path)
+bench *args:
+    cargo bench --bench review {{args}}
+
+# Load run over TLS on loopback against the release build, with a floor to compare (see docs/performance.md)
+bench-load *args:
+    bench/load.sh {{args}}
+
+# Fuzz each target for a time budget in seconds (cargo-fuzz; see fuzz/README.md)
+fuzz seconds="60":
+    fuzz/run.sh {{seconds}}
