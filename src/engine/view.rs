@@ -172,8 +172,12 @@ pub fn parse_view<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, String> {
         Err(plain) => {
             let mut deserializer = serde_json::Deserializer::from_str(text);
             match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+                // The path says where; a line and column in the object's
+                // JSON (which a user may never have seen) add nothing.
                 Err(e) if e.path().iter().next().is_some() => {
-                    Err(format!("{}: {}", e.path(), e.inner()))
+                    let message = e.inner().to_string();
+                    let message = message.split(" at line ").next().unwrap_or(&message);
+                    Err(format!("{}: {message}", e.path()))
                 }
                 _ => Err(plain.to_string()),
             }
