@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::config::Config;
-use crate::engine::view::{parse_view, pick, JsonStr, Member};
+use crate::engine::view::{parse_view, JsonStr};
 use crate::engine::{self, ChangeKind, Scope, Workload};
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -144,13 +144,6 @@ struct KindIn<'a> {
     kind: JsonStr<'a>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct NameView<'a> {
-    #[serde(borrow, default)]
-    generate_name: Option<JsonStr<'a>>,
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ReviewOut<'a> {
@@ -234,9 +227,6 @@ pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
     let object = request
         .object
         .ok_or(ReviewError::MissingObject(operation))?;
-    if summary.name.is_empty() {
-        summary.name = generate_name(object);
-    }
     let mutation = match engine::mutate(object, workload, scope, config) {
         Ok(mutation) => mutation,
         Err(e) => {
@@ -245,6 +235,9 @@ pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
             return Ok(respond(&request.uid, None, vec![warning], summary));
         }
     };
+    if summary.name.is_empty() {
+        summary.name = mutation.generate_name.clone().unwrap_or_default();
+    }
     summary.outcome = if mutation.skipped {
         Outcome::Skipped
     } else if mutation.is_empty() {
@@ -289,15 +282,4 @@ fn respond(
         body: serde_json::to_vec(&out).expect("the response always serialises"),
         summary,
     }
-}
-
-fn generate_name(object: &RawValue) -> String {
-    let Ok(Member::Present(metadata)) = pick(object, "metadata") else {
-        return String::new();
-    };
-    serde_json::from_str::<NameView>(metadata.get())
-        .ok()
-        .and_then(|v| v.generate_name)
-        .map(|n| n.to_string())
-        .unwrap_or_default()
 }

@@ -238,7 +238,57 @@ impl RewriteRule {
 pub struct Config {
     file: ConfigFile,
     pub rules: Vec<RewriteRule>,
-    pub kaniko_images: Vec<String>,
+    /// Kaniko repositories, normalised once: Docker Hub host and path.
+    kaniko_repositories: Vec<Repository>,
+}
+
+/// A repository as Docker resolves it, for comparing images by repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Repository {
+    host: String,
+    port: Option<u16>,
+    path: String,
+}
+
+impl Repository {
+    fn of(image: &ImageRef<'_>) -> Self {
+        let host = canonical_host(image.registry_host()).to_ascii_lowercase();
+        let path = match image.path.contains('/') {
+            false if host == DOCKER_HUB => format!("library/{}", image.path),
+            _ => image.path.to_owned(),
+        };
+        Repository {
+            host,
+            port: image.domain.and_then(|d| d.port),
+            path,
+        }
+    }
+
+    /// Same repository, any tag or digest; allocation-free.
+    fn matches(&self, image: &ImageRef<'_>) -> bool {
+        let path_matches = match image.path.contains('/') {
+            false if self.host == DOCKER_HUB => {
+                self.path.strip_prefix("library/") == Some(image.path)
+            }
+            _ => self.path == image.path,
+        };
+        path_matches
+            && image.domain.and_then(|d| d.port) == self.port
+            && canonical_host(image.registry_host()).eq_ignore_ascii_case(&self.host)
+    }
+}
+
+const DOCKER_HUB: &str = "docker.io";
+
+/// Docker Hub answers to several names.
+fn canonical_host(host: &str) -> &str {
+    if host.eq_ignore_ascii_case("index.docker.io")
+        || host.eq_ignore_ascii_case("registry-1.docker.io")
+    {
+        DOCKER_HUB
+    } else {
+        host
+    }
 }
 
 impl Default for Config {
@@ -268,7 +318,7 @@ impl Config {
                 ));
             }
         }
-        let kaniko_images = file
+        let kaniko_repositories = file
             .kaniko
             .images
             .iter()
@@ -282,7 +332,7 @@ impl Config {
                         format!("{image:?} has a tag or digest; give the repository alone, every tag matches"),
                     ));
                 }
-                Ok(image.clone())
+                Ok(Repository::of(&parsed))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let flag_lists = [
@@ -328,7 +378,7 @@ impl Config {
         Ok(Config {
             file,
             rules,
-            kaniko_images,
+            kaniko_repositories,
         })
     }
 
@@ -404,9 +454,7 @@ impl Config {
 
     /// Is `image` one of the configured Kaniko repositories (any tag/digest)?
     pub fn is_kaniko_image(&self, image: &ImageRef<'_>) -> bool {
-        self.kaniko_images
-            .iter()
-            .any(|known| ImageRef::parse(known).is_ok_and(|known| known.is_same_repository(image)))
+        self.kaniko_repositories.iter().any(|r| r.matches(image))
     }
 }
 
@@ -512,6 +560,21 @@ mod tests {
         assert_eq!(config.image_pull_secrets(), ["registry-credentials"]);
         assert!(config.is_kind_enabled("Pod") && config.is_kind_enabled("Job"));
         assert!(!config.is_kind_enabled("Deployment"));
+    }
+
+    #[test]
+    fn kaniko_images_match_by_repository() {
+        let config = Config::from_yaml("kaniko: {images: [gcr.io/kaniko-project/executor, docker.io/martizih/kaniko, docker.io/library/kaniko]}").unwrap();
+        let is = |image: &str| config.is_kaniko_image(&ImageRef::parse(image).unwrap());
+        assert!(is("gcr.io/kaniko-project/executor:v1.23.2"));
+        assert!(is("GCR.io/kaniko-project/executor@sha256:8d2bdddf00000000000000000000000000000000000000000000000000000001"));
+        assert!(is("martizih/kaniko:v1.27.0-debug"));
+        assert!(is("index.docker.io/martizih/kaniko"));
+        assert!(is("kaniko:latest"), "official-image shorthand");
+        assert!(!is("gcr.io/kaniko-project/executor-fork:v1"));
+        assert!(!is("gcr.io/kaniko-project/warmer:v1"));
+        assert!(!is("quay.io/martizih/kaniko"));
+        assert!(!is("gcr.io:443/kaniko-project/executor"));
     }
 
     #[test]

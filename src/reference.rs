@@ -107,23 +107,6 @@ impl<'a> ImageRef<'a> {
     pub fn registry_host(&self) -> &'a str {
         self.domain.map_or(DOCKER_HUB, |d| d.host)
     }
-
-    /// Same repository, ignoring tag and digest. Docker Hub spellings are
-    /// normalised (`nginx` is `docker.io/library/nginx`).
-    pub fn is_same_repository(&self, other: &ImageRef<'_>) -> bool {
-        let host_a = normalise_hub(self.registry_host());
-        let host_b = normalise_hub(other.registry_host());
-        let port_a = self.domain.and_then(|d| d.port);
-        let port_b = other.domain.and_then(|d| d.port);
-        if !host_a.eq_ignore_ascii_case(host_b) || port_a != port_b {
-            return false;
-        }
-        if host_a == DOCKER_HUB {
-            hub_path(self.path) == hub_path(other.path)
-        } else {
-            self.path == other.path
-        }
-    }
 }
 
 impl fmt::Display for ImageRef<'_> {
@@ -164,21 +147,6 @@ impl<'a> Location<'a> {
 impl<'a> Domain<'a> {
     pub fn parse(input: &'a str) -> Result<Self, ReferenceError> {
         parse_domain(input)
-    }
-}
-
-fn normalise_hub(host: &str) -> &str {
-    match host {
-        "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB,
-        other => other,
-    }
-}
-
-/// Docker Hub's official images live under `library/`.
-fn hub_path(path: &str) -> (&str, &str) {
-    match path.split_once('/') {
-        Some((namespace, rest)) => (namespace, rest),
-        None => ("library", path),
     }
 }
 
@@ -395,17 +363,6 @@ mod tests {
         ] {
             assert!(ImageRef::parse(text).is_err(), "{text:?} should not parse");
         }
-    }
-
-    #[test]
-    fn hub_repositories_compare_normalised() {
-        let a = ImageRef::parse("docker.io/library/nginx:1").unwrap();
-        let b = ImageRef::parse("nginx").unwrap();
-        assert!(a.is_same_repository(&b));
-        let c = ImageRef::parse("index.docker.io/martizih/kaniko").unwrap();
-        let d = ImageRef::parse("martizih/kaniko:v1.27.0").unwrap();
-        assert!(c.is_same_repository(&d));
-        assert!(!c.is_same_repository(&a));
     }
 
     #[test]

@@ -86,3 +86,24 @@ async fn other_kinds_and_operations_are_allowed_without_a_patch() {
         assert!(response["response"].get("patchType").is_none());
     }
 }
+
+#[test]
+fn the_log_summary_names_the_object_or_its_generate_name() {
+    let config = Config::default();
+    let reviewed = registry_rewriter::admission::review(
+        &fixture_bytes("pod-create-from-deployment.json"),
+        &config,
+    )
+    .expect("reviewed");
+    assert_eq!(reviewed.summary.name, "test-webapp-6d8f7c9b5d-");
+    assert_eq!(reviewed.summary.namespace, "dynamic-apps");
+    assert_eq!(reviewed.summary.kind, "Pod");
+    assert_eq!(reviewed.summary.operation, "CREATE");
+    let reviewed = registry_rewriter::admission::review(
+        &fixture_bytes("job-create-kaniko-build.json"),
+        &config,
+    )
+    .expect("reviewed");
+    assert_eq!(reviewed.summary.name, "build-test-webapp-v1");
+    assert_eq!(reviewed.summary.changes.len(), 6);
+}

@@ -64,6 +64,8 @@ pub struct Mutation {
     pub warnings: Vec<String>,
     /// The object opted out with the skip annotation.
     pub skipped: bool,
+    /// The object's `metadata.generateName`, for logs when it has no name yet.
+    pub generate_name: Option<String>,
 }
 
 impl Mutation {
@@ -112,18 +114,25 @@ pub fn mutate(
         reason,
     })?;
     let metadata = top.metadata.as_ref();
+    let generate_name = metadata
+        .and_then(|m| m.generate_name.as_deref())
+        .map(str::to_owned);
     if metadata
         .and_then(|m| m.annotation(SKIP_ANNOTATION))
         .is_some_and(|v| v == "true")
     {
         return Ok(Mutation {
             skipped: true,
+            generate_name,
             ..Mutation::default()
         });
     }
 
     let Some(pod_spec) = find_pod_spec(top.spec, workload)? else {
-        return Ok(Mutation::default());
+        return Ok(Mutation {
+            generate_name,
+            ..Mutation::default()
+        });
     };
     let spec: PodSpecView = parse_view(pod_spec.get()).map_err(|reason| ObjectError {
         field: workload.pod_spec_path.join("."),
@@ -177,7 +186,10 @@ pub fn mutate(
         }
         builder.record_original_images(metadata);
     }
-    Ok(builder.finish())
+    Ok(Mutation {
+        generate_name,
+        ..builder.finish()
+    })
 }
 
 /// Where a container is, for patch paths and explanation lines.

@@ -205,6 +205,7 @@ impl PatchBuilder {
         let operation = match metadata {
             Some(MetadataView {
                 annotations: Some(_),
+                ..
             }) => PatchOperation::Add(AddOperation {
                 path: PointerBuf::from_tokens(annotation_path),
                 value,
@@ -235,6 +236,7 @@ impl PatchBuilder {
             changes: self.changes,
             warnings: self.warnings,
             skipped: false,
+            generate_name: None,
         }
     }
 }

@@ -50,9 +50,13 @@ pub struct ObjectView<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MetadataView<'a> {
     #[serde(borrow, default)]
     pub annotations: Option<BTreeMap<JsonStr<'a>, JsonStr<'a>>>,
+    /// Only for logs: read in the same pass, so no second scan is needed.
+    #[serde(borrow, default)]
+    pub generate_name: Option<JsonStr<'a>>,
 }
 
 impl MetadataView<'_> {
