@@ -232,7 +232,7 @@ fn init_logging(format: LogFormat) {
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode, String> {
-    init_logging(args.log_format);
+    let _flush_logs_on_exit = init_logging(args.log_format);
     let config = load_config(&args.config)?;
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => CertFiles { cert, key },

@@ -688,11 +688,11 @@ fn ephemeral_update_rewrites_only_new_ephemeral_containers() {
 // --- Objects of the wrong shape ------------------------------------------------
 
 #[rstest]
-#[case::containers_not_a_list(json!({"spec": {"containers": 5}}), "spec: containers: invalid type")]
-#[case::image_not_a_string(json!({"spec": {"containers": [{"name": "a", "image": 5}]}}), "spec: containers[0].image: invalid type")]
-#[case::args_not_strings(json!({"spec": {"containers": [{"name": "a", "args": [1]}]}}), "spec: containers[0].args[0]: invalid type")]
+#[case::containers_not_a_list(json!({"spec": {"containers": 5}}), "spec.containers: invalid type")]
+#[case::image_not_a_string(json!({"spec": {"containers": [{"name": "a", "image": 5}]}}), "spec.containers[0].image: invalid type")]
+#[case::args_not_strings(json!({"spec": {"containers": [{"name": "a", "args": [1]}]}}), "spec.containers[0].args[0]: invalid type")]
 #[case::spec_not_an_object(json!({"spec": "x"}), "spec: invalid type")]
-#[case::annotations_not_strings(json!({"metadata": {"annotations": {"a": 1}}}), "object: metadata.annotations.a: invalid type")]
+#[case::annotations_not_strings(json!({"metadata": {"annotations": {"a": 1}}}), "metadata.annotations.a: invalid type")]
 #[case::duplicate_field(json!(null), "duplicate field `image`")]
 fn wrong_shapes_are_reported_with_the_field(#[case] object: Value, #[case] expected: &str) {
     let text = if object.is_null() {

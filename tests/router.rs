@@ -56,7 +56,7 @@ async fn object_of_the_wrong_shape_is_allowed_unchanged_with_a_warning() {
         .as_str()
         .expect("warning");
     assert!(
-        warning.contains("spec: containers[0].image: invalid type"),
+        warning.contains("spec.containers[0].image: invalid type"),
         "{warning}"
     );
 }
@@ -106,4 +106,49 @@ fn the_log_summary_names_the_object_or_its_generate_name() {
     .expect("reviewed");
     assert_eq!(reviewed.summary.name, "build-test-webapp-v1");
     assert_eq!(reviewed.summary.changes.len(), 6);
+}
+
+/// The engine reads the object while the review is parsed when the request's
+/// kind and operation come first (as the API server writes them), and in a
+/// second step otherwise. Both must answer byte for byte alike.
+#[test]
+fn object_before_kind_gets_the_same_answer() {
+    let config = Config::default();
+    for name in common::FIXTURES {
+        let review = fixture(name);
+        let request = review["request"].as_object().expect("request");
+        let mut reordered = serde_json::Map::new();
+        for key in ["object", "oldObject"] {
+            if let Some(value) = request.get(key) {
+                reordered.insert(key.to_owned(), value.clone());
+            }
+        }
+        for (key, value) in request {
+            reordered
+                .entry(key.clone())
+                .or_insert_with(|| value.clone());
+        }
+        let mut moved = review.clone();
+        moved["request"] = serde_json::Value::Object(reordered);
+        assert_eq!(
+            moved["request"]
+                .as_object()
+                .expect("object")
+                .keys()
+                .next()
+                .map(String::as_str),
+            Some("object")
+        );
+        let usual = registry_rewriter::admission::review(
+            &serde_json::to_vec(&review).expect("JSON"),
+            &config,
+        )
+        .expect("reviewed");
+        let late = registry_rewriter::admission::review(
+            &serde_json::to_vec(&moved).expect("JSON"),
+            &config,
+        )
+        .expect("reviewed");
+        assert_eq!(usual.body, late.body, "{name}");
+    }
 }

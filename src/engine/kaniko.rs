@@ -137,6 +137,7 @@ fn glued_shorthand<'a>(arg: &'a str, spec: &KanikoSpec) -> Option<Flag<'a>> {
 pub(crate) fn rewrite(
     at: &ContainerAt<'_>,
     container: &ContainerView<'_>,
+    image: Option<&ImageRef<'_>>,
     config: &Config,
     builder: &mut PatchBuilder,
 ) {
@@ -145,11 +146,7 @@ pub(crate) fn rewrite(
     let command_is_executor = command
         .and_then(<[JsonStr]>::first)
         .is_some_and(|c| spec.executor_commands.iter().any(|e| e == &**c));
-    let image_is_kaniko = container
-        .image
-        .as_deref()
-        .and_then(|i| ImageRef::parse(i).ok())
-        .is_some_and(|i| config.is_kaniko_image(&i));
+    let image_is_kaniko = image.is_some_and(|i| config.is_kaniko_image(i));
     if !command_is_executor && !image_is_kaniko {
         return;
     }

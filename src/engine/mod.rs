@@ -9,13 +9,13 @@ pub mod workload;
 
 use std::collections::HashSet;
 
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::config::{Config, SKIP_ANNOTATION};
-use crate::reference::ImageRef;
+use crate::reference::{ImageRef, ReferenceError};
 use patch::PatchBuilder;
-use view::{parse_view, pick, ContainerView, JsonStr, Member, MetadataView, PodSpecView};
+pub use view::ObjectParts;
+use view::{read_object, ContainerView, JsonStr};
 pub use workload::{Workload, WORKLOADS};
 
 /// What kind of change a line explains; also the `field` metric label.
@@ -94,12 +94,16 @@ pub struct ObjectError {
     pub reason: String,
 }
 
-#[derive(Deserialize)]
-struct TopView<'a> {
-    #[serde(borrow, default)]
-    metadata: Option<MetadataView<'a>>,
-    #[serde(borrow, default)]
-    spec: Option<&'a RawValue>,
+/// Reads the object's metadata and pod spec, naming the field on failure.
+fn read<'a>(object: &'a RawValue, workload: &Workload) -> Result<ObjectParts<'a>, ObjectError> {
+    read_object(object.get(), workload.pod_spec_path).map_err(|(field, reason)| ObjectError {
+        field: if field.is_empty() {
+            "object".to_owned()
+        } else {
+            field
+        },
+        reason,
+    })
 }
 
 /// Computes the patch for one object of kind `workload`.
@@ -109,11 +113,18 @@ pub fn mutate(
     scope: Scope<'_>,
     config: &Config,
 ) -> Result<Mutation, ObjectError> {
-    let top: TopView = parse_view(object.get()).map_err(|reason| ObjectError {
-        field: "object".into(),
-        reason,
-    })?;
-    let metadata = top.metadata.as_ref();
+    mutate_parts(&read(object, workload)?, workload, scope, config)
+}
+
+/// The same, for an object already read (the admission layer reads it while
+/// parsing the review, in the same pass).
+pub fn mutate_parts(
+    parts: &ObjectParts<'_>,
+    workload: &Workload,
+    scope: Scope<'_>,
+    config: &Config,
+) -> Result<Mutation, ObjectError> {
+    let metadata = parts.metadata.as_ref();
     let generate_name = metadata
         .and_then(|m| m.generate_name.as_deref())
         .map(str::to_owned);
@@ -128,16 +139,12 @@ pub fn mutate(
         });
     }
 
-    let Some(pod_spec) = find_pod_spec(top.spec, workload)? else {
+    let Some(spec) = parts.pod_spec.as_ref() else {
         return Ok(Mutation {
             generate_name,
             ..Mutation::default()
         });
     };
-    let spec: PodSpecView = parse_view(pod_spec.get()).map_err(|reason| ObjectError {
-        field: workload.pod_spec_path.join("."),
-        reason,
-    })?;
 
     let mut builder = PatchBuilder::new(workload.pod_spec_path);
     let mut on_target_registry = false;
@@ -172,8 +179,14 @@ pub fn mutate(
                 index,
                 name: container.name.as_deref(),
             };
-            on_target_registry |= rewrite_image(&at, container, config, &mut builder);
-            kaniko::rewrite(&at, container, config, &mut builder);
+            // Parsed once, for the rules and for Kaniko detection.
+            let image = container
+                .image
+                .as_deref()
+                .map(|text| (text, ImageRef::parse(text)));
+            on_target_registry |= rewrite_image(&at, image.as_ref(), config, &mut builder);
+            let image = image.as_ref().and_then(|(_, parsed)| parsed.as_ref().ok());
+            kaniko::rewrite(&at, container, image, config, &mut builder);
         }
     }
 
@@ -209,31 +222,6 @@ impl ContainerAt<'_> {
     }
 }
 
-fn find_pod_spec<'a>(
-    spec: Option<&'a RawValue>,
-    workload: &Workload,
-) -> Result<Option<&'a RawValue>, ObjectError> {
-    let mut current = match spec {
-        Some(spec) if spec.get() != "null" => spec,
-        _ => return Ok(None),
-    };
-    let path = workload.pod_spec_path;
-    for (depth, key) in path.iter().enumerate().skip(1) {
-        match pick(current, key) {
-            Ok(Member::Present(value)) => current = value,
-            Ok(Member::Missing) => return Ok(None),
-            Err(e) => {
-                return Err(ObjectError {
-                    field: path[..depth].join("."),
-                    reason: e.to_string(),
-                })
-            }
-        }
-    }
-    // The last step must be an object too; `parse_view` reports it if not.
-    Ok(Some(current))
-}
-
 fn existing_ephemeral_names(
     old_object: Option<&RawValue>,
     workload: &Workload,
@@ -241,19 +229,13 @@ fn existing_ephemeral_names(
     let Some(old_object) = old_object else {
         return Ok(HashSet::new());
     };
-    let top: TopView = parse_view(old_object.get()).map_err(|reason| ObjectError {
-        field: "oldObject".into(),
-        reason,
+    let parts = read(old_object, workload).map_err(|e| ObjectError {
+        field: format!("oldObject.{}", e.field),
+        reason: e.reason,
     })?;
-    let Some(spec) = find_pod_spec(top.spec, workload)? else {
-        return Ok(HashSet::new());
-    };
-    let spec: PodSpecView = parse_view(spec.get()).map_err(|reason| ObjectError {
-        field: format!("oldObject.{}", workload.pod_spec_path.join(".")),
-        reason,
-    })?;
-    Ok(spec
-        .ephemeral_containers
+    Ok(parts
+        .pod_spec
+        .and_then(|spec| spec.ephemeral_containers)
         .unwrap_or_default()
         .into_iter()
         .filter_map(|c| c.name.map(|JsonStr(name)| name.into_owned()))
@@ -264,20 +246,20 @@ fn existing_ephemeral_names(
 /// image ends up on a rewrite target registry.
 fn rewrite_image(
     at: &ContainerAt<'_>,
-    container: &ContainerView<'_>,
+    image: Option<&(&str, Result<ImageRef<'_>, ReferenceError>)>,
     config: &Config,
     builder: &mut PatchBuilder,
 ) -> bool {
-    let Some(image) = container.image.as_deref() else {
+    let Some((text, parsed)) = image else {
         return false;
     };
-    let reference = match ImageRef::parse(image) {
+    let reference = match parsed {
         Ok(reference) => reference,
         Err(e) => {
             builder.warn(format!(
                 "{}.image: left unchanged, {:?} is not a valid image reference: {e}",
                 at.label(),
-                patch::shown(image)
+                patch::shown(text)
             ));
             return false;
         }
@@ -285,9 +267,9 @@ fn rewrite_image(
     let Some(domain) = reference.domain else {
         return false;
     };
-    match rewrite_reference(&reference, config) {
+    match rewrite_reference(reference, config) {
         Some(new_image) => {
-            builder.replace_image(at, image, new_image);
+            builder.replace_image(at, text, new_image);
             true
         }
         None => config.is_rewrite_target(&domain),

@@ -6,9 +6,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 /// A JSON string, borrowed when it has no escapes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -41,12 +40,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for JsonStr<'a> {
         }
         deserializer.deserialize_str(StrVisitor(std::marker::PhantomData))
     }
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct ObjectView<'a> {
-    #[serde(borrow, default)]
-    pub metadata: Option<MetadataView<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,65 +93,99 @@ pub struct SecretRefView<'a> {
     pub name: Option<JsonStr<'a>>,
 }
 
-/// A member of a JSON object, found without parsing the other members.
-#[derive(Debug)]
-pub enum Member<'a> {
-    /// Absent, or `null`.
-    Missing,
-    Present(&'a RawValue),
+/// What the engine reads of an object, found in one pass.
+#[derive(Debug, Default)]
+pub struct ObjectParts<'a> {
+    pub metadata: Option<MetadataView<'a>>,
+    /// `None` when the pod spec, or any object on the way to it, is absent or null.
+    pub pod_spec: Option<PodSpecView<'a>>,
 }
 
-/// Why a member could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum PickError {
-    #[error("expected an object, found {0}")]
-    NotAnObject(&'static str),
-    #[error("duplicate key {0:?}")]
-    DuplicateKey(String),
-    #[error("{0}")]
-    Json(#[from] serde_json::Error),
+/// Reads `metadata` and the pod spec at `pod_spec_path` in a single pass
+/// over the object, skipping every other member once.
+#[derive(Clone, Copy)]
+pub struct ObjectSeed<'p> {
+    pub pod_spec_path: &'p [&'p str],
 }
 
-/// Finds `key` in the JSON object `raw`. `null` counts as missing.
-pub fn pick<'a>(raw: &'a RawValue, key: &str) -> Result<Member<'a>, PickError> {
-    let text = raw.get();
-    match text.as_bytes().first() {
-        Some(b'{') => {}
-        Some(b'n') => return Ok(Member::Missing),
-        Some(b'[') => return Err(PickError::NotAnObject("an array")),
-        Some(b'"') => return Err(PickError::NotAnObject("a string")),
-        _ => return Err(PickError::NotAnObject("a scalar")),
+impl<'de, 'p> DeserializeSeed<'de> for ObjectSeed<'p> {
+    type Value = ObjectParts<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
     }
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let found = deserializer.deserialize_map(PickVisitor { key })?;
-    Ok(match found {
-        Some(value) if value.get() != "null" => Member::Present(value),
-        _ => Member::Missing,
-    })
 }
 
-struct PickVisitor<'k> {
-    key: &'k str,
-}
-
-impl<'de> Visitor<'de> for PickVisitor<'_> {
-    type Value = Option<&'de RawValue>;
+impl<'de, 'p> Visitor<'de> for ObjectSeed<'p> {
+    type Value = ObjectParts<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found = None;
+        let (first, rest) = self.pod_spec_path.split_first().unwrap_or((&"", &[]));
+        let mut parts = ObjectParts::default();
+        let (mut seen_metadata, mut seen_path) = (false, false);
         while let Some(key) = map.next_key::<JsonStr<'de>>()? {
-            if &*key == self.key {
-                if found.is_some() {
-                    return Err(de::Error::custom(format_args!(
-                        "duplicate key {:?}",
-                        self.key
-                    )));
-                }
-                found = Some(map.next_value::<&'de RawValue>()?);
+            if &*key == "metadata" {
+                check_once(&mut seen_metadata, "metadata")?;
+                parts.metadata = map.next_value()?;
+            } else if &*key == *first {
+                check_once(&mut seen_path, first)?;
+                parts.pod_spec = map.next_value_seed(PathSeed { rest })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(parts)
+    }
+}
+
+/// Follows the rest of the path to the pod spec; null or absent on the way
+/// means there is none.
+struct PathSeed<'p> {
+    rest: &'p [&'p str],
+}
+
+impl<'de, 'p> DeserializeSeed<'de> for PathSeed<'p> {
+    type Value = Option<PodSpecView<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        match self.rest {
+            [] => Option::<PodSpecView>::deserialize(deserializer),
+            _ => deserializer.deserialize_option(self),
+        }
+    }
+}
+
+impl<'de, 'p> Visitor<'de> for PathSeed<'p> {
+    type Value = Option<PodSpecView<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (first, rest) = self.rest.split_first().unwrap_or((&"", &[]));
+        let mut found = None;
+        let mut seen = false;
+        while let Some(key) = map.next_key::<JsonStr<'de>>()? {
+            if &*key == *first {
+                check_once(&mut seen, first)?;
+                found = map.next_value_seed(PathSeed { rest })?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -167,24 +194,81 @@ impl<'de> Visitor<'de> for PickVisitor<'_> {
     }
 }
 
-/// Parses a view; on failure, parses again with path tracking so that the
-/// error names the field (`containers[2].image: invalid type ...`). The
-/// fast path pays nothing for the good message.
+/// A key the engine reads must not appear twice: which one would count is
+/// not obvious, so such an object is refused.
+fn check_once<E: de::Error>(seen: &mut bool, key: &str) -> Result<(), E> {
+    if std::mem::replace(seen, true) {
+        return Err(E::custom(format_args!("duplicate field `{key}`")));
+    }
+    Ok(())
+}
+
+/// Reads an object's parts in one pass. On failure, reads again with path
+/// tracking, so that the error names the field
+/// (`spec.containers[2].image: invalid type ...`); the fast path pays
+/// nothing for the good message.
+pub fn read_object<'a>(
+    text: &'a str,
+    pod_spec_path: &[&str],
+) -> Result<ObjectParts<'a>, (String, String)> {
+    let seed = ObjectSeed { pod_spec_path };
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    match seed.deserialize(&mut deserializer) {
+        Ok(parts) => Ok(parts),
+        Err(plain) => Err(with_path(text, seed, plain)),
+    }
+}
+
+/// Parses a view; on failure, names the field as `read_object` does.
 pub fn parse_view<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, String> {
-    match serde_json::from_str(text) {
-        Ok(view) => Ok(view),
-        Err(plain) => {
-            let mut deserializer = serde_json::Deserializer::from_str(text);
-            match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
-                // The path says where; a line and column in the object's
-                // JSON (which a user may never have seen) add nothing.
-                Err(e) if e.path().iter().next().is_some() => {
-                    let message = e.inner().to_string();
-                    let message = message.split(" at line ").next().unwrap_or(&message);
-                    Err(format!("{}: {message}", e.path()))
-                }
-                _ => Err(plain.to_string()),
-            }
+    parse_seed(text, std::marker::PhantomData::<T>)
+}
+
+/// Parses with a seed; on failure, names the field as `read_object` does.
+pub fn parse_seed<'a, S: DeserializeSeed<'a> + Copy>(
+    text: &'a str,
+    seed: S,
+) -> Result<S::Value, String> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let parsed = seed.deserialize(&mut deserializer).and_then(|value| {
+        deserializer.end()?;
+        Ok(value)
+    });
+    parsed.map_err(|plain| {
+        let (field, reason) = with_path(text, seed, plain);
+        if field.is_empty() {
+            reason
+        } else {
+            format!("{field}: {reason}")
         }
+    })
+}
+
+/// Re-runs a failed parse with path tracking: (field path, reason). The
+/// path says where; a line and column in JSON the user may never have seen
+/// add nothing, so they are dropped when there is a path.
+fn with_path<'a, S: DeserializeSeed<'a>>(
+    text: &'a str,
+    seed: S,
+    plain: serde_json::Error,
+) -> (String, String) {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let mut track = serde_path_to_error::Track::new();
+    let result = seed.deserialize(serde_path_to_error::Deserializer::new(
+        &mut deserializer,
+        &mut track,
+    ));
+    let path = track.path().to_string();
+    match result {
+        Err(e) if path != "." && !path.is_empty() => {
+            let message = e.to_string();
+            let reason = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_owned();
+            (path, reason)
+        }
+        _ => (String::new(), plain.to_string()),
     }
 }

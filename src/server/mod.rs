@@ -29,7 +29,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tracing::field::Empty;
 
 use crate::admission;
 use crate::config::Config;
@@ -327,43 +326,28 @@ async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
     };
 
     let started = Instant::now();
-    let span = tracing::info_span!(
-        "admission",
-        uid = Empty,
-        kind = Empty,
-        operation = Empty,
-        namespace = Empty,
-        name = Empty,
-        dry_run = Empty,
-        outcome = Empty,
-        changes = Empty,
-        duration_us = Empty,
-    );
     match admission::review(&bytes, &state.config) {
         Ok(reviewed) => {
             let elapsed = started.elapsed();
             let summary = &reviewed.summary;
             state.metrics.record_review(summary, elapsed);
-            span.record("uid", summary.uid.as_str());
-            span.record("kind", summary.kind);
-            span.record("operation", summary.operation);
-            span.record("namespace", summary.namespace.as_str());
-            span.record("name", summary.name.as_str());
-            span.record("dry_run", summary.dry_run);
-            span.record("outcome", summary.outcome.as_str());
-            span.record("changes", summary.changes.len());
-            span.record("duration_us", elapsed.as_micros() as u64);
-            span.in_scope(|| {
-                tracing::info!(
-                    mutated = summary.outcome == admission::Outcome::Mutated,
-                    "admission reviewed"
-                )
-            });
+            tracing::info!(
+                uid = %summary.uid,
+                kind = summary.kind,
+                operation = summary.operation,
+                namespace = %summary.namespace,
+                name = %summary.name,
+                dry_run = summary.dry_run,
+                outcome = summary.outcome.as_str(),
+                changes = summary.changes.len(),
+                duration_us = elapsed.as_micros() as u64,
+                "admission reviewed"
+            );
             json_response(StatusCode::OK, reviewed.body)
         }
         Err(e) => {
             state.metrics.record_bad_request();
-            span.in_scope(|| tracing::warn!(error = %e, "malformed AdmissionReview"));
+            tracing::warn!(error = %e, "malformed AdmissionReview");
             status(StatusCode::BAD_REQUEST, "BadRequest", &e.to_string())
         }
     }
