@@ -215,20 +215,26 @@ fn load_config(arg: &ConfigFileArg) -> Result<Config, String> {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs go to stderr through a buffered writer on its own thread, so a
+/// review never waits on a write. The queue is bounded (a few MiB of lines);
+/// when it is full, logging waits rather than dropping lines. The guard
+/// flushes what is left on exit.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    const QUEUED_LINES_MAX: usize = 8192;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(QUEUED_LINES_MAX)
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    guard
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode, String> {
