@@ -276,6 +276,7 @@ fn set_once<T, E: de::Error>(slot: &mut Option<T>, field: &'static str, value: T
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a group, version and kind")]
 struct KindIn<'a> {
     #[serde(borrow)]
     group: JsonStr<'a>,

@@ -10,15 +10,24 @@ fn replay(target: &str, check: fn(&[u8])) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut count = 0;
     for dir in ["corpus", "regressions"] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else { continue };
+        let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else {
+            continue;
+        };
         for entry in entries {
             let path = entry.expect("entry").path();
-            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+            if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
                 continue;
             }
             let data = std::fs::read(&path).expect("input");
             let outcome = std::panic::catch_unwind(|| check(&data));
-            assert!(outcome.is_ok(), "{} fails the {target} checks", path.display());
+            assert!(
+                outcome.is_ok(),
+                "{} fails the {target} checks",
+                path.display()
+            );
             count += 1;
         }
     }

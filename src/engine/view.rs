@@ -43,7 +43,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for JsonStr<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", expecting = "an object")]
 pub struct MetadataView<'a> {
     #[serde(borrow, default)]
     pub annotations: Option<BTreeMap<JsonStr<'a>, JsonStr<'a>>>,
@@ -63,7 +63,7 @@ impl MetadataView<'_> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", expecting = "an object")]
 pub struct PodSpecView<'a> {
     #[serde(borrow, default)]
     pub containers: Option<Vec<ContainerView<'a>>>,
@@ -76,6 +76,7 @@ pub struct PodSpecView<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a container object")]
 pub struct ContainerView<'a> {
     #[serde(borrow, default)]
     pub name: Option<JsonStr<'a>>,
@@ -88,6 +89,7 @@ pub struct ContainerView<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "an object")]
 pub struct SecretRefView<'a> {
     #[serde(borrow, default)]
     pub name: Option<JsonStr<'a>>,
@@ -259,16 +261,15 @@ fn with_path<'a, S: DeserializeSeed<'a>>(
         &mut track,
     ));
     let path = track.path().to_string();
+    // serde quotes the offending value in full; a warning or a 400 body must
+    // stay short whatever the input.
+    let short = |message: &str| super::patch::shown(message).into_owned();
     match result {
         Err(e) if path != "." && !path.is_empty() => {
             let message = e.to_string();
-            let reason = message
-                .split(" at line ")
-                .next()
-                .unwrap_or(&message)
-                .to_owned();
-            (path, reason)
+            let reason = message.split(" at line ").next().unwrap_or(&message);
+            (path, short(reason))
         }
-        _ => (String::new(), plain.to_string()),
+        _ => (String::new(), short(&plain.to_string())),
     }
 }
