@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{fixture, fixture_bytes};
 use http_body_util::Full;
-use hyper::{Method, Request, StatusCode};
+use hyper::{Request, StatusCode};
 use rustls::pki_types::ServerName;
 use serde_json::{json, Value};
 use support::{start_with, TestServer, TlsClient, SERVICE_DNS};
@@ -171,7 +171,8 @@ async fn hostile_input_matrix() {
     .await;
 
     // --- Wrong types in every field the engine reads -----------------------
-    let wrong_types: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Change = Box<dyn Fn(&mut Value)>;
+    let wrong_types: Vec<(&str, Change)> = vec![
         (
             "`metadata` is a string",
             Box::new(|o: &mut Value| o["metadata"] = json!("x")),
