@@ -25,8 +25,6 @@ use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -166,6 +164,7 @@ impl Server {
         } = self;
         let reload_task = tokio::spawn(reloader.watch(options.cert_reload_interval));
 
+        let admin_addr = admin_listener.local_addr().unwrap_or(options.admin_listen);
         let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin = axum::serve(admin_listener, admin::router(state.clone()))
             .with_graceful_shutdown(async {
@@ -192,12 +191,19 @@ impl Server {
             builder: Arc::new(builder),
             acceptor,
             app: router(state.clone(), options.request_timeout),
-            graceful: GracefulShutdown::new(),
+            drain: Drain::new(),
             handshake_timeout: options.tls_handshake_timeout,
+            first_request_grace: options.header_read_timeout,
         };
 
         state.ready.store(true, Ordering::SeqCst);
-        tracing::info!(listen = %options.listen, admin = %options.admin_listen, "ready");
+        let bound =
+            |listener: &TcpListener, configured| listener.local_addr().unwrap_or(configured);
+        tracing::info!(
+            listen = %bound(&tls_listener, options.listen),
+            admin = %admin_addr,
+            "ready"
+        );
 
         tokio::pin!(shutdown);
         loop {
@@ -217,14 +223,9 @@ impl Server {
             }
         }
         drop(tls_listener);
-        let open = connections.graceful.count();
+        let open = connections.drain.open();
         tracing::info!(open, grace = ?options.shutdown_grace_period, "stopped accepting; draining connections");
-        match tokio::time::timeout(
-            options.shutdown_grace_period,
-            connections.graceful.shutdown(),
-        )
-        .await
-        {
+        match tokio::time::timeout(options.shutdown_grace_period, connections.drain.drain()).await {
             Ok(()) => tracing::info!("all connections drained"),
             Err(_) => tracing::warn!("grace period over; closing the remaining connections"),
         }
@@ -238,8 +239,44 @@ struct Connections {
     builder: Arc<auto::Builder<TokioExecutor>>,
     acceptor: TlsAcceptor,
     app: Router,
-    graceful: GracefulShutdown,
+    drain: Drain,
     handshake_timeout: Duration,
+    /// How long a connection that has not sent its first request yet is
+    /// given to send it once the drain has begun.
+    first_request_grace: Duration,
+}
+
+/// Tells open connections to finish, and waits until they have.
+struct Drain {
+    signal: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drain {
+    fn new() -> Self {
+        Drain {
+            signal: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    fn watcher(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.signal.subscribe()
+    }
+
+    /// Connections still open (each holds a watcher).
+    fn open(&self) -> usize {
+        self.signal.receiver_count()
+    }
+
+    async fn drain(&self) {
+        let _ = self.signal.send(true);
+        self.signal.closed().await;
+    }
+}
+
+/// Resolves once the drain has begun (the guard is dropped before returning,
+/// so the future stays Send).
+async fn drain_requested(draining: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = draining.wait_for(|drain| *drain).await.map(|_| ());
 }
 
 impl Connections {
@@ -254,11 +291,12 @@ impl Connections {
             }
         };
         let _ = tcp.set_nodelay(true);
-        let watcher = self.graceful.watcher();
+        let mut draining = self.drain.watcher();
         let acceptor = self.acceptor.clone();
         let builder = self.builder.clone();
-        let service = TowerToHyperService::new(self.app.clone());
+        let app = self.app.clone();
         let handshake_timeout = self.handshake_timeout;
+        let first_request_grace = self.first_request_grace;
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
@@ -271,8 +309,41 @@ impl Connections {
                     return;
                 }
             };
+            let first_request = Arc::new(tokio::sync::Notify::new());
+            let served = Arc::new(AtomicBool::new(false));
+            let service = {
+                let (first_request, served) = (first_request.clone(), served.clone());
+                hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    if !served.swap(true, Ordering::Relaxed) {
+                        first_request.notify_one();
+                    }
+                    tower::ServiceExt::oneshot(app.clone(), request)
+                })
+            };
             let connection = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(connection).await {
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = drain_requested(&mut draining) => {
+                    // A client that has just finished its handshake is about
+                    // to send a request; closing now would drop it. Such a
+                    // connection gets a moment to deliver it.
+                    if !served.load(Ordering::Relaxed) {
+                        let first = first_request.notified();
+                        let _ = tokio::time::timeout(first_request_grace, async {
+                            tokio::select! {
+                                _ = first => {}
+                                _ = connection.as_mut() => {}
+                            }
+                        })
+                        .await;
+                    }
+                    // Finishes what is in flight, then closes.
+                    connection.as_mut().graceful_shutdown();
+                    connection.as_mut().await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
