@@ -303,19 +303,22 @@ async fn certificate_rotation_while_requests_flow() {
         workers.push(tokio::spawn(async move {
             let body = Bytes::from(fixture_bytes("pod-create-from-deployment.json"));
             let (mut sent, mut failed) = (0u32, 0u32);
+            let mut latencies = Vec::new();
             let mut connection = client.http1().await;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = std::time::Instant::now();
                 let response = if reuse {
                     connection.post(body.clone()).await.ok()
                 } else {
                     Some(client.post(body.clone()).await)
                 };
+                latencies.push(started.elapsed());
                 sent += 1;
                 if response.map(|r| r.status) != Some(StatusCode::OK) {
                     failed += 1;
                 }
             }
-            (sent, failed)
+            (sent, failed, latencies)
         }));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -330,12 +333,20 @@ async fn certificate_rotation_while_requests_flow() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (mut sent, mut failed) = (0, 0);
+    let (mut sent, mut failed, mut latencies) = (0, 0, Vec::new());
     for worker in workers {
-        let (s, f) = worker.await.expect("worker");
+        let (s, f, l) = worker.await.expect("worker");
         sent += s;
         failed += f;
+        latencies.extend(l);
     }
+    latencies.sort();
+    println!(
+        "rotation under load: {sent} requests, {failed} failed; latency p50 {:?}, p99 {:?}, max {:?}",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() * 99 / 100],
+        latencies[latencies.len() - 1]
+    );
     assert_ne!(after, before, "new connections get the new certificate");
     let (_, parsed) = x509_parser::parse_x509_certificate(&after).expect("X.509");
     let names = format!(
