@@ -56,6 +56,15 @@ fn mutate_previews_the_seed_kaniko_job() {
         admitted["spec"]["template"]["spec"]["containers"][0]["args"].clone(),
     )
     .expect("args");
+    let maps = &args[..3];
+    assert!(
+        maps.iter().all(|a| a.starts_with("--registry-map=")),
+        "maps first: {args:?}"
+    );
+    assert!(maps
+        .iter()
+        .any(|a| a.starts_with("--registry-map=docker-registry.registry.svc.cluster.local:5000=")));
+    let args = &args[3..];
     assert_eq!(args[0], "--dockerfile=Dockerfile");
     assert_eq!(
         args[1],
@@ -66,9 +75,6 @@ fn mutate_previews_the_seed_kaniko_job() {
         "--cache-repo=registry.k8s-lab.dev/dynamic-apps/cache"
     );
     assert!(!args.iter().any(|a| a.contains("skip-tls-verify")));
-    assert!(args
-        .iter()
-        .any(|a| a.starts_with("--registry-map=docker-registry.registry.svc.cluster.local:5000=")));
     let stderr = text(&output.stderr);
     assert!(
         stderr.contains("Job/build: containers[kaniko].args: --destination"),

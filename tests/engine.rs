@@ -45,6 +45,12 @@ fn strings(value: &Value) -> Vec<String> {
         .collect()
 }
 
+fn without_maps(args: Vec<String>) -> Vec<String> {
+    args.into_iter()
+        .filter(|a| !a.starts_with("--registry-map="))
+        .collect()
+}
+
 fn registry_maps() -> Vec<String> {
     [
         "docker-registry.registry.svc.cluster.local:5000",
@@ -406,14 +412,14 @@ fn kaniko_seed_build_is_moved_to_https() {
         "--skip-tls-verify-pull"
     ]));
     let (admitted, mutation) = admit(&original, pod());
-    let mut expected = vec![
+    let mut expected = registry_maps();
+    expected.extend([
         "--dockerfile=Dockerfile".to_owned(),
         "--context=dir:///workspace".to_owned(),
         "--destination=registry.k8s-lab.dev/dynamic-apps/test-webapp:v2".to_owned(),
         "--cache=true".to_owned(),
         "--cache-repo=registry.k8s-lab.dev/dynamic-apps/cache".to_owned(),
-    ];
-    expected.extend(registry_maps());
+    ]);
     assert_eq!(
         strings(&admitted["spec"]["containers"][0]["args"]),
         expected
@@ -481,29 +487,30 @@ fn kaniko_seed_build_is_moved_to_https() {
 )]
 fn kaniko_flag_forms(#[case] args: Value, #[case] expected: Value) {
     let (admitted, _) = admit(&kaniko_pod(args), pod());
-    let mut expected = strings(&expected);
-    expected.extend(registry_maps());
+    let mut with_maps = registry_maps();
+    with_maps.extend(strings(&expected));
     assert_eq!(
         strings(&admitted["spec"]["containers"][0]["args"]),
-        expected
+        with_maps
     );
 }
 
-#[test]
-fn flags_end_at_double_dash_and_new_flags_go_before_it() {
-    let args = json!([
-        "--skip-tls-verify",
-        "-d=docker-registry.registry:5000/a",
-        "--",
-        "--insecure"
-    ]);
+/// New flags go first, right after the executable: at the end they could
+/// become the value of a trailing flag that takes one, or follow `--`.
+#[rstest]
+#[case::after_double_dash(json!(["--skip-tls-verify", "-d=docker-registry.registry:5000/a", "--", "--insecure"]), json!(["-d=registry.k8s-lab.dev/a", "--", "--insecure"]))]
+#[case::dangling_value_flag(json!(["-d=docker-registry.registry:5000/a", "--oci-layout-path"]), json!(["-d=registry.k8s-lab.dev/a", "--oci-layout-path"]))]
+#[case::dangling_unknown_flag(json!(["-d=docker-registry.registry:5000/a", "--some-future-flag"]), json!(["-d=registry.k8s-lab.dev/a", "--some-future-flag"]))]
+fn new_flags_go_first_where_nothing_can_take_them_as_a_value(
+    #[case] args: Value,
+    #[case] expected: Value,
+) {
     let (admitted, _) = admit(&kaniko_pod(args), pod());
-    let mut expected = vec!["-d=registry.k8s-lab.dev/a".to_owned()];
-    expected.extend(registry_maps());
-    expected.extend(["--".to_owned(), "--insecure".to_owned()]);
+    let mut with_maps = registry_maps();
+    with_maps.extend(strings(&expected));
     assert_eq!(
         strings(&admitted["spec"]["containers"][0]["args"]),
-        expected
+        with_maps
     );
 }
 
@@ -518,7 +525,7 @@ fn existing_registry_maps_are_respected() {
     let (admitted, mutation) = admit(&kaniko_pod(args), pod());
     let args = strings(&admitted["spec"]["containers"][0]["args"]);
     assert_eq!(
-        args.last().map(String::as_str),
+        args.first().map(String::as_str),
         Some("--registry-map=docker-registry.registry.svc.cluster.local:5000=registry.k8s-lab.dev")
     );
     assert_eq!(args.len(), 5);
@@ -544,18 +551,21 @@ fn kaniko_detected_by_command_with_flags_in_command() {
     });
     let (admitted, mutation) = admit(&original, pod());
     let container = &admitted["spec"]["containers"][0];
+    let mut expected = vec!["/kaniko/executor".to_owned()];
+    expected.extend(registry_maps());
+    expected.push("--destination=registry.k8s-lab.dev/a:1".to_owned());
     assert_eq!(
         strings(&container["command"]),
-        ["/kaniko/executor", "--destination=registry.k8s-lab.dev/a:1"]
+        expected,
+        "the maps go right after the executable"
     );
-    assert_eq!(
-        strings(&container["args"]),
-        registry_maps(),
-        "args created for the maps"
-    );
+    assert!(container.get("args").is_none(), "no args are created");
     assert!(mutation.changes[0]
         .message
         .starts_with("containers[builder].command: --destination"));
+    assert!(mutation.changes.iter().any(|c| c
+        .message
+        .starts_with("containers[builder].command: added --registry-map=")));
 }
 
 #[test]
@@ -583,8 +593,8 @@ fn kaniko_forks_are_recognised(#[case] image: &str) {
     original["spec"]["containers"][0]["image"] = json!(image);
     let (admitted, _) = admit(&original, pod());
     assert_eq!(
-        strings(&admitted["spec"]["containers"][0]["args"])[0],
-        "-d=registry.k8s-lab.dev/a"
+        without_maps(strings(&admitted["spec"]["containers"][0]["args"])),
+        ["-d=registry.k8s-lab.dev/a"]
     );
 }
 
@@ -766,7 +776,7 @@ fn escaped_strings_are_read_correctly() {
     let mutation = engine::mutate(&raw, pod(), Scope::Create, &Config::default()).expect("ok");
     let mut admitted: Value = serde_json::from_str(text).expect("JSON");
     json_patch::patch(&mut admitted, &mutation.patch).expect("applies");
-    let args = strings(&admitted["spec"]["containers"][0]["args"]);
+    let args = without_maps(strings(&admitted["spec"]["containers"][0]["args"]));
     assert_eq!(args[0], "--build-arg=A=&b");
     assert_eq!(args[1], "--destination=registry.k8s-lab.dev/a:1");
 }

@@ -179,12 +179,10 @@ pub(crate) fn rewrite(
     let mut edits = Edits::default();
     let mut pushes_to_target = false;
     let mut mapped_registries: Vec<&str> = Vec::new();
-    let mut end_of_flags = None;
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
         if arg.text == "--" {
-            end_of_flags = Some(arg);
             break;
         }
         let Some(flag) = classify(arg.text, spec) else {
@@ -295,22 +293,24 @@ pub(crate) fn rewrite(
                 builder.explain(
                     ChangeKind::RegistryMap,
                     format!(
-                        "{}.args: added {arg} (base images from the internal registry are pulled over HTTPS)",
-                        at.label()
+                        "{}.{}: added {arg} (base images from the internal registry are pulled over HTTPS)",
+                        at.label(),
+                        if command_is_executor { "command" } else { "args" }
                     ),
                 );
                 map_args.push(arg);
             }
         }
     }
-    // New flags go at the end of the flags: before a `--`, wherever it is.
-    match end_of_flags {
-        Some(end) => {
-            let list = edits.list(end.list);
-            list.appended = map_args;
-            list.insert_before = Some(end.index);
-        }
-        None => edits.args.appended = map_args,
+    // New flags go first, right after the executable: appended at the end
+    // they could become the value of a trailing flag that takes one
+    // (`--oci-layout-path` with its value missing, say), or land after `--`.
+    if command_is_executor {
+        edits.command.appended = map_args;
+        edits.command.insert_before = Some(1);
+    } else {
+        edits.args.appended = map_args;
+        edits.args.insert_before = container.args.is_some().then_some(0);
     }
     if !edits.command.is_empty() {
         builder.edit_list(at, "command", true, std::mem::take(&mut edits.command));

@@ -106,12 +106,19 @@ pub fn check_fixture_outcome(name: &str, admitted: &Value, response: &Value) {
             } else {
                 &admitted["spec"]
             };
-            let args: Vec<&str> = spec["containers"][0]["args"]
+            let all: Vec<&str> = spec["containers"][0]["args"]
                 .as_array()
                 .expect("args")
                 .iter()
                 .map(|a| a.as_str().expect("string arg"))
                 .collect();
+            // The registry maps go first; the build's own args follow in order.
+            let maps = all
+                .iter()
+                .take_while(|a| a.starts_with("--registry-map="))
+                .count();
+            assert_eq!(maps, 3, "{all:?}");
+            let args = &all[maps..];
             assert!(args
                 .iter()
                 .any(|a| a
@@ -121,7 +128,7 @@ pub fn check_fixture_outcome(name: &str, admitted: &Value, response: &Value) {
                 !args.iter().any(|a| a.starts_with("--skip-tls-verify")),
                 "{args:?}"
             );
-            assert!(args.contains(&"--registry-map=docker-registry.registry.svc.cluster.local:5000=registry.k8s-lab.dev"));
+            assert!(all.contains(&"--registry-map=docker-registry.registry.svc.cluster.local:5000=registry.k8s-lab.dev"));
             assert_eq!(
                 &args[..2],
                 ["--dockerfile=Dockerfile", args[1]],
