@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Runs each fuzz target for a time budget (seconds, default 60), one after the
-# other. Uses the nightly toolchain when installed, else stable with
+# Runs fuzz targets for a time budget each (seconds, default 60), one after
+# the other: all of them, or those named after the budget. Uses the nightly toolchain when installed, else stable with
 # RUSTC_BOOTSTRAP and no sanitizer.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-60}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(reference engine review)
 if cargo +nightly --version >/dev/null 2>&1; then
   fuzz=(cargo +nightly fuzz)
   sanitizer=address
@@ -13,7 +16,7 @@ else
   fuzz=(cargo fuzz)
   sanitizer=none
 fi
-for target in reference engine review; do
+for target in "${targets[@]}"; do
   # A scratch copy of the seed corpus: new inputs do not land in the repo.
   work=$(mktemp -d)
   cp -r "corpus/$target/." "$work/"
