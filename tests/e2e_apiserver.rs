@@ -394,3 +394,154 @@ async fn certs_overlay_as_rendered_works_end_to_end() {
         "registry.k8s-lab.dev/dynamic-apps/test-webapp:v1"
     );
 }
+
+/// A second webhook that injects a sidecar from the internal registry after
+/// ours: with reinvocationPolicy IfNeeded, the API server calls us again
+/// and the sidecar is rewritten too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecars_injected_by_a_later_webhook_are_rewritten_on_reinvocation() {
+    let Some(binary) = harness() else { return };
+    let server = support::start().await;
+    let harness = Harness::new(binary, &server);
+    let (injector_addr, injector_ca) = start_sidecar_injector().await;
+    let injector = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "sidecar-injector"},
+        "webhooks": [{
+            "name": "inject.sidecars.example",
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "clientConfig": {
+                "service": {"namespace": "injection", "name": "sidecar-injector", "path": "/inject"},
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(injector_ca)
+            },
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}]
+        }]
+    });
+    let injector_path = harness.dir.path().join("injector.json");
+    std::fs::write(&injector_path, injector.to_string()).expect("write");
+    let pod = fixture("pod-create-from-deployment.json")["request"]["object"].clone();
+    let object_path = harness.dir.path().join("pod.json");
+    std::fs::write(&object_path, pod.to_string()).expect("write");
+    let output = tokio::task::block_in_place(|| {
+        Command::new(&harness.binary)
+            .arg("--config")
+            .arg(harness.dir.path().join("mwc.json"))
+            .arg("--config")
+            .arg(&injector_path)
+            .arg("--object")
+            .arg(&object_path)
+            .args(["--namespace", "dynamic-apps", "--service", &harness.service])
+            .args([
+                "--service",
+                &format!("injection/sidecar-injector:443={injector_addr}"),
+            ])
+            .output()
+            .expect("the harness runs")
+    });
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let admitted: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let containers = admitted["spec"]["containers"]
+        .as_array()
+        .expect("containers");
+    assert_eq!(containers.len(), 2, "the sidecar was injected");
+    assert_eq!(
+        containers[0]["image"],
+        "registry.k8s-lab.dev/dynamic-apps/test-webapp:v1"
+    );
+    assert_eq!(
+        containers[1]["image"], "registry.k8s-lab.dev/mesh/proxy:1.0",
+        "the sidecar was rewritten on reinvocation"
+    );
+    let recorded: Value = serde_json::from_str(
+        admitted["metadata"]["annotations"]["registry-rewriter.k8s-lab.dev/original-images"]
+            .as_str()
+            .expect("annotation"),
+    )
+    .expect("JSON");
+    assert_eq!(
+        recorded["containers[proxy]"],
+        "docker-registry.registry:5000/mesh/proxy:1.0"
+    );
+    assert!(
+        stderr.contains("round_1_index_0"),
+        "a second round ran: {stderr}"
+    );
+}
+
+/// A minimal mutating webhook over TLS that adds a `proxy` container from the
+/// internal registry unless one is there.
+async fn start_sidecar_injector() -> (std::net::SocketAddr, String) {
+    use registry_rewriter::certs::{CertRequest, GeneratedCerts};
+    let certs = GeneratedCerts::generate(&CertRequest {
+        service: "sidecar-injector".into(),
+        namespace: "injection".into(),
+        extra_dns: vec![],
+        extra_ips: vec![],
+        valid_days: 1,
+    })
+    .expect("certificates");
+    let dir = tempfile::tempdir().expect("dir");
+    certs.write_to(dir.path()).expect("write");
+    let files = registry_rewriter::server::tls::CertFiles {
+        cert: dir.path().join("tls.crt"),
+        key: dir.path().join("tls.key"),
+    };
+    let reloader = registry_rewriter::server::tls::CertReloader::new(
+        files,
+        registry_rewriter::metrics::Metrics::new(),
+    )
+    .expect("pair");
+    let config =
+        registry_rewriter::server::tls::server_config(reloader.resolver(), None).expect("TLS");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let _keep = dir;
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    |request: hyper::Request<hyper::body::Incoming>| async move {
+                        use http_body_util::BodyExt;
+                        let body = request.into_body().collect().await?.to_bytes();
+                        let review: Value = serde_json::from_slice(&body).unwrap_or_default();
+                        let has_proxy = review["request"]["object"]["spec"]["containers"]
+                            .as_array()
+                            .is_some_and(|c| c.iter().any(|c| c["name"] == "proxy"));
+                        let mut response =
+                            json!({"uid": review["request"]["uid"], "allowed": true});
+                        if !has_proxy {
+                            let patch = json!([{"op": "add", "path": "/spec/containers/-", "value": {"name": "proxy", "image": "docker-registry.registry:5000/mesh/proxy:1.0"}}]);
+                            response["patchType"] = json!("JSONPatch");
+                            response["patch"] =
+                                json!(base64::engine::general_purpose::STANDARD
+                                    .encode(patch.to_string()));
+                        }
+                        let out = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response});
+                        Ok::<_, hyper::Error>(hyper::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from(out.to_string()),
+                        )))
+                    },
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+            });
+        }
+    });
+    (addr, certs.ca_pem)
+}
