@@ -47,7 +47,7 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(ring::default_provider())
 }
 
-/// The serving certificate files, and what was last read from them.
+/// The serving certificate chain and private key files.
 #[derive(Debug, Clone)]
 pub struct CertFiles {
     pub cert: PathBuf,
