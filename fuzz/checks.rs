@@ -93,7 +93,9 @@ pub fn check_review(data: &[u8]) {
         // JSON allows numbers beyond f64, which serde_json's Value refuses; the
         // webhook only skips such numbers in fields it does not read, but the
         // object cannot be rebuilt here to apply the patch to it.
-        let Ok(request) = serde_json::from_slice::<Value>(data) else { return };
+        let Ok(request) = serde_json::from_slice::<Value>(data) else {
+            return;
+        };
         let mut object = request["request"]["object"].clone();
         json_patch::patch(&mut object, &patch).expect("the patch applies to the object");
     }
