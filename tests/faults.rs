@@ -5,9 +5,7 @@
 mod common;
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,104 +13,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::fixture_bytes;
 use hyper::StatusCode;
-use support::TlsClient;
+use support::Process;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// The real binary, serving on ephemeral loopback ports.
-struct Process {
-    child: Child,
-    addr: SocketAddr,
-    admin: SocketAddr,
-    ca_pem: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Process {
-    fn start(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("dir");
-        let certs = support::generate(&[]);
-        certs.write_to(dir.path()).expect("certificates");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_registry-rewriter"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-            ])
-            .arg("--tls-cert")
-            .arg(dir.path().join("tls.crt"))
-            .arg("--tls-key")
-            .arg(dir.path().join("tls.key"))
-            .args(extra)
-            .env("RUST_LOG", "warn,registry_rewriter::server=info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let ready = loop {
-            let line = lines
-                .next()
-                .expect("the server logs until ready")
-                .expect("a line");
-            let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if event["message"] == "ready" {
-                break event;
-            }
-        };
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Process {
-            child,
-            addr: ready["listen"]
-                .as_str()
-                .expect("listen")
-                .parse()
-                .expect("address"),
-            admin: ready["admin"]
-                .as_str()
-                .expect("admin")
-                .parse()
-                .expect("address"),
-            ca_pem: certs.ca_pem,
-            _dir: dir,
-        }
-    }
-
-    fn client(&self) -> TlsClient {
-        TlsClient::new(self.addr, std::slice::from_ref(&self.ca_pem))
-    }
-
-    fn rss_kib(&self) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .expect("VmRSS")
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
@@ -170,7 +72,10 @@ where
 /// in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_drops_nothing_in_flight() {
-    let mut process = Process::start(&["--shutdown-delay", "1s", "--shutdown-grace-period", "10s"]);
+    let mut process = Process::start(
+        &["--shutdown-delay", "1s", "--shutdown-grace-period", "10s"],
+        "warn,registry_rewriter::server=info",
+    );
     let client = process.client();
     let body = Bytes::from(fixture_bytes("job-create-kaniko-build.json"));
     let stop = Arc::new(AtomicBool::new(false));
@@ -266,7 +171,7 @@ async fn sigterm_under_load_drops_nothing_in_flight() {
 /// the server's RSS after a warm-up and at the end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stays_flat_over_a_long_mixed_run() {
-    let process = Process::start(&[]);
+    let process = Process::start(&[], "warn,registry_rewriter::server=info");
     let client = process.client();
     let good = Bytes::from(fixture_bytes("job-create-kaniko-build.json"));
     let mut wrong_type: serde_json::Value =

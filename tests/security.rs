@@ -107,43 +107,11 @@ async fn only_tls_1_2_and_1_3_with_strong_suites() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_material_in_logs() {
-    let dir = tempfile::tempdir().expect("dir");
-    let certs = support::generate(&[]);
-    certs.write_to(dir.path()).expect("certificates");
-    let log_path = dir.path().join("server.log");
-    let log = std::fs::File::create(&log_path).expect("log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_registry-rewriter"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .args(["--cert-reload-interval", "100ms", "--shutdown-delay", "0s"])
-        .arg("--tls-cert")
-        .arg(dir.path().join("tls.crt"))
-        .arg("--tls-key")
-        .arg(dir.path().join("tls.key"))
-        .env("RUST_LOG", "trace")
-        .stderr(log)
-        .spawn()
-        .expect("starts");
-    let ready = loop {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.contains("\"message\":\"ready\"")) {
-            break serde_json::from_str::<serde_json::Value>(line).expect("JSON");
-        }
-    };
-    let addr = ready["listen"]
-        .as_str()
-        .expect("listen")
-        .parse()
-        .expect("address");
-    let client = support::TlsClient::new(addr, std::slice::from_ref(&certs.ca_pem));
+    let process = support::Process::start(
+        &["--cert-reload-interval", "100ms", "--shutdown-delay", "0s"],
+        "trace",
+    );
+    let client = process.client();
     for body in [
         common::fixture_bytes("pod-create-from-deployment.json"),
         b"{not json".to_vec(),
@@ -152,28 +120,32 @@ async fn no_secret_material_in_logs() {
     }
     // A rotation to a key that does not match is logged as an error: the
     // message names files and the reason, never their contents.
+    let served_key = std::fs::read_to_string(process.dir.path().join("tls.key")).expect("key");
+    let served_cert =
+        std::fs::read_to_string(process.dir.path().join("tls.crt")).expect("certificate");
     let other = support::generate(&[]);
-    std::fs::File::create(dir.path().join("tls.key"))
+    std::fs::File::create(process.dir.path().join("tls.key"))
         .and_then(|mut f| f.write_all(other.key_pem.as_bytes()))
         .expect("write");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-
-    let logs = std::fs::read_to_string(&log_path).expect("logs");
+    let mut logs = String::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        logs = process.logs();
+        if logs.contains("new TLS certificate rejected") {
+            break;
+        }
+    }
+    process.terminate();
     assert!(
         logs.contains("new TLS certificate rejected"),
         "the rejection is logged"
     );
+    assert!(
+        logs.contains("admission reviewed"),
+        "the reviews are logged"
+    );
     assert!(!logs.contains("PRIVATE KEY") && !logs.contains("BEGIN CERTIFICATE"));
-    for pem in [
-        &certs.key_pem,
-        &other.key_pem,
-        &certs.cert_pem,
-        &certs.ca_pem,
-    ] {
+    for pem in [&served_key, &other.key_pem, &served_cert, &process.ca_pem] {
         for line in pem
             .lines()
             .filter(|l| l.len() >= 40 && !l.starts_with("-----"))

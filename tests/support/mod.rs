@@ -2,8 +2,10 @@
 //! server does: against the CA bundle, for the Service's DNS name.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -262,5 +264,119 @@ impl Http1 {
             headers,
             body,
         })
+    }
+}
+
+/// The real binary, serving on ephemeral loopback ports.
+pub struct Process {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub ca_pem: String,
+    /// Holds tls.crt and tls.key.
+    pub dir: tempfile::TempDir,
+    logs: Arc<Mutex<String>>,
+}
+
+impl Process {
+    /// Starts `serve` with `extra` flags, logging at `RUST_LOG=log_level`.
+    pub fn start(extra: &[&str], log_level: &str) -> Self {
+        let dir = tempfile::tempdir().expect("dir");
+        let certs = generate(&[]);
+        certs.write_to(dir.path()).expect("certificates");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_registry-rewriter"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
+            .arg("--tls-cert")
+            .arg(dir.path().join("tls.crt"))
+            .arg("--tls-key")
+            .arg(dir.path().join("tls.key"))
+            .args(extra)
+            .env("RUST_LOG", log_level)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let ready = loop {
+            let line = lines
+                .next()
+                .expect("the server logs until ready")
+                .expect("a line");
+            let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if event["message"] == "ready" {
+                break event;
+            }
+        };
+        // Keep reading the log, so the server never blocks on a full pipe
+        // and tests can search it.
+        let logs = Arc::new(Mutex::new(String::new()));
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut logs = sink.lock().unwrap_or_else(|e| e.into_inner());
+                logs.push_str(&line);
+                logs.push('\n');
+            }
+        });
+        Process {
+            child,
+            addr: ready["listen"]
+                .as_str()
+                .expect("listen")
+                .parse()
+                .expect("address"),
+            admin: ready["admin"]
+                .as_str()
+                .expect("admin")
+                .parse()
+                .expect("address"),
+            ca_pem: certs.ca_pem,
+            dir,
+            logs,
+        }
+    }
+
+    pub fn client(&self) -> TlsClient {
+        TlsClient::new(self.addr, std::slice::from_ref(&self.ca_pem))
+    }
+
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// Everything logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
