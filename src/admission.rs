@@ -48,15 +48,6 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 6] = [
-        Outcome::Mutated,
-        Outcome::Unchanged,
-        Outcome::Skipped,
-        Outcome::Ignored,
-        Outcome::InvalidObject,
-        Outcome::BadRequest,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Mutated => "mutated",

@@ -210,10 +210,15 @@ impl RewriteRule {
     /// Does this rule's source registry match `domain` and `path`? Returns the
     /// rest of the path after the rule's prefix.
     pub fn match_source<'p>(&self, domain: &Domain<'_>, path: &'p str) -> Option<&'p str> {
-        if domain.port != self.from_port || !domain.host.eq_ignore_ascii_case(&self.from_host) {
+        if !self.is_source(domain) {
             return None;
         }
         crate::reference::strip_path_prefix(path, &self.from_prefix)
+    }
+
+    /// Is `domain` this rule's source registry (host ignoring case, same port)?
+    pub fn is_source(&self, domain: &Domain<'_>) -> bool {
+        domain.port == self.from_port && domain.host.eq_ignore_ascii_case(&self.from_host)
     }
 
     pub fn is_target(&self, domain: &Domain<'_>) -> bool {
@@ -443,9 +448,7 @@ impl Config {
     }
 
     pub fn is_rewrite_source(&self, domain: &Domain<'_>) -> bool {
-        self.rules
-            .iter()
-            .any(|r| domain.port == r.from_port && domain.host.eq_ignore_ascii_case(&r.from_host))
+        self.rules.iter().any(|r| r.is_source(domain))
     }
 
     pub fn is_rewrite_target(&self, domain: &Domain<'_>) -> bool {

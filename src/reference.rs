@@ -22,13 +22,6 @@ pub struct Domain<'a> {
     pub port: Option<u16>,
 }
 
-impl Domain<'_> {
-    /// Same registry endpoint: host equal ignoring ASCII case, ports equal.
-    pub fn same_endpoint(&self, other: &Domain<'_>) -> bool {
-        self.port == other.port && self.host.eq_ignore_ascii_case(other.host)
-    }
-}
-
 /// A parsed image reference. Every part borrows from the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageRef<'a> {

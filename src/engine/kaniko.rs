@@ -214,12 +214,8 @@ pub(crate) fn rewrite(
                 );
             }
             (Role::Image | Role::Location, Some(value)) => {
-                let rewritten = match flag.role {
-                    Role::Image => rewrite_image_value(value, config, at, flag.name, builder),
-                    _ => rewrite_location_value(value, config, at, flag.name, builder),
-                };
-                match rewritten {
-                    Some(new_value) => {
+                match rewrite_flag_value(flag.role, value, config, at, flag.name, builder) {
+                    FlagValue::Rewritten(new_value) => {
                         pushes_to_target = true;
                         let target = &args[value_arg];
                         let new_text = match flag.inline {
@@ -239,7 +235,7 @@ pub(crate) fn rewrite(
                         );
                         edits.replace(target, new_text);
                     }
-                    None => pushes_to_target |= is_on_target(value, &flag.role, config),
+                    FlagValue::Unchanged { on_target } => pushes_to_target |= on_target,
                 }
             }
             (Role::RemoveRegistry, Some(value)) => {
@@ -281,7 +277,7 @@ pub(crate) fn rewrite(
         for rule in config.rules.iter().filter(|r| r.from_prefix.is_empty()) {
             let already = mapped_registries.iter().any(|key| {
                 Domain::parse(key).map_or(key.eq_ignore_ascii_case(&rule.from_text), |d| {
-                    d.port == rule.from_port && d.host.eq_ignore_ascii_case(&rule.from_host)
+                    rule.is_source(&d)
                 })
             });
             if !already {
@@ -347,53 +343,53 @@ impl Edits {
     }
 }
 
-fn rewrite_image_value(
+/// What a registry-valued flag's value becomes.
+enum FlagValue {
+    Rewritten(String),
+    /// Left as it is; `on_target` when it already names a rewrite target.
+    Unchanged {
+        on_target: bool,
+    },
+}
+
+/// Parses the value once, as an image reference or a registry location by
+/// the flag's role, and rewrites it if a rule matches. A value that does not
+/// parse is left alone, with a warning.
+fn rewrite_flag_value(
+    role: Role,
     value: &str,
     config: &Config,
     at: &ContainerAt<'_>,
     flag: &str,
     builder: &mut PatchBuilder,
-) -> Option<String> {
-    match ImageRef::parse(value) {
-        Ok(reference) => rewrite_reference(&reference, config),
-        Err(e) => {
-            builder.warn(format!(
-                "{}: {flag} left unchanged, {:?} is not a valid image reference: {e}",
-                at.label(),
-                shown(value)
-            ));
-            None
-        }
-    }
-}
-
-fn rewrite_location_value(
-    value: &str,
-    config: &Config,
-    at: &ContainerAt<'_>,
-    flag: &str,
-    builder: &mut PatchBuilder,
-) -> Option<String> {
-    match Location::parse(value) {
-        Ok(location) => {
-            let (rule, rest) = config.find_rule(&location.domain, location.path.unwrap_or(""))?;
-            Some(rule.rewrite_name(rest))
-        }
-        Err(e) => {
-            builder.warn(format!(
-                "{}: {flag} left unchanged, {:?} is not a registry location: {e}",
-                at.label(),
-                shown(value)
-            ));
-            None
-        }
-    }
-}
-
-fn is_on_target(value: &str, role: &Role, config: &Config) -> bool {
-    let domain = match role {
-        Role::Image => ImageRef::parse(value).ok().and_then(|r| r.domain),
-        _ => Location::parse(value).ok().map(|l| l.domain),
+) -> FlagValue {
+    let (parsed, expected) = match role {
+        Role::Image => (
+            ImageRef::parse(value).map(|r| (r.domain, rewrite_reference(&r, config))),
+            "a valid image reference",
+        ),
+        _ => (
+            Location::parse(value).map(|l| {
+                let rewritten = config
+                    .find_rule(&l.domain, l.path.unwrap_or(""))
+                    .map(|(rule, rest)| rule.rewrite_name(rest));
+                (Some(l.domain), rewritten)
+            }),
+            "a registry location",
+        ),
     };
-    domain.is_some_and(|d| config.is_rewrite_target(&d))
+    match parsed {
+        Ok((_, Some(new_value))) => FlagValue::Rewritten(new_value),
+        Ok((domain, None)) => FlagValue::Unchanged {
+            on_target: domain.is_some_and(|d| config.is_rewrite_target(&d)),
+        },
+        Err(e) => {
+            builder.warn(format!(
+                "{}: {flag} left unchanged, {:?} is not {expected}: {e}",
+                at.label(),
+                shown(value)
+            ));
+            FlagValue::Unchanged { on_target: false }
+        }
+    }
 }

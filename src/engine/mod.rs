@@ -29,14 +29,6 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
-    pub const ALL: [ChangeKind; 5] = [
-        ChangeKind::Image,
-        ChangeKind::KanikoArg,
-        ChangeKind::KanikoFlagRemoved,
-        ChangeKind::RegistryMap,
-        ChangeKind::ImagePullSecret,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             ChangeKind::Image => "image",

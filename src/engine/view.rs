@@ -221,11 +221,6 @@ pub fn read_object<'a>(
     }
 }
 
-/// Parses a view; on failure, names the field as `read_object` does.
-pub fn parse_view<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, String> {
-    parse_seed(text, std::marker::PhantomData::<T>)
-}
-
 /// Parses with a seed; on failure, names the field as `read_object` does.
 pub fn parse_seed<'a, S: DeserializeSeed<'a> + Copy>(
     text: &'a str,
