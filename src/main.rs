@@ -1,6 +1,6 @@
 //! The `registry-rewriter` command: thin wiring over the library.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,9 +9,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use registry_rewriter::certs::{self, CertRequest, GeneratedCerts};
 use registry_rewriter::config::Config;
-use registry_rewriter::preview;
 use registry_rewriter::server::tls::CertFiles;
 use registry_rewriter::server::{ServeOptions, Server, DEFAULT_MAX_BODY_BYTES, MUTATE_PATH};
+use registry_rewriter::{logging, preview};
 
 /// Where `serve` keeps development certificates when no TLS files are given.
 const DEVELOPMENT_CERTS_DIR: &str = "certs";
@@ -215,30 +215,11 @@ fn load_config(arg: &ConfigFileArg) -> Result<Config, String> {
     }
 }
 
-/// Logs go to stderr through a buffered writer on its own thread, so a
-/// review never waits on a write. The queue is bounded (a few MiB of lines);
-/// when it is full, logging waits rather than dropping lines. The guard
-/// flushes what is left on exit.
-fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
-    const QUEUED_LINES_MAX: usize = 8192;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(QUEUED_LINES_MAX)
-        .lossy(false)
-        .finish(std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
-    guard
-}
-
 fn serve(args: ServeArgs) -> Result<ExitCode, String> {
-    let _flush_logs_on_exit = init_logging(args.log_format);
+    let _flush_logs_on_exit = logging::init(match args.log_format {
+        LogFormat::Text => logging::LogFormat::Text,
+        LogFormat::Json => logging::LogFormat::Json,
+    });
     let config = load_config(&args.config)?;
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => CertFiles { cert, key },

@@ -1,0 +1,325 @@
+//! Logging: tracing with an `EnvFilter` (`RUST_LOG`, `info` by default),
+//! written to stderr from a background thread so that a review never waits
+//! on a write.
+//!
+//! `json` writes one object per line, with the event's fields at the top
+//! level: `{"timestamp":…,"level":…,"message":…,<fields>,"target":…}` and,
+//! inside spans, `"spans":[names, outermost first]`. The formatter is our
+//! own because it sits on the admission path: tracing-subscriber's JSON
+//! formatter builds the line through serde and an adapter that re-checks
+//! every chunk as UTF-8, and cost as much as a fifth of a review.
+
+use std::fmt::{self, Write as _};
+use std::io::IsTerminal;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured on a terminal.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+/// Lines waiting for the writer thread: a few MiB. When the queue is full,
+/// logging waits rather than dropping lines.
+const QUEUED_LINES_MAX: usize = 8192;
+/// The writer thread writes what has queued up in one go.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Installs the global subscriber. Keep the guard until exit: dropping it
+/// flushes the lines still queued.
+pub fn init(format: LogFormat) -> WorkerGuard {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // stderr is unbuffered: without the BufWriter every line is a system
+    // call. The writer thread flushes whenever its queue runs empty.
+    let (writer, guard) = NonBlockingBuilder::default()
+        .buffered_lines_limit(QUEUED_LINES_MAX)
+        .lossy(false)
+        .finish(std::io::BufWriter::with_capacity(
+            WRITE_BUFFER_BYTES,
+            std::io::stderr(),
+        ));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.event_format(JsonLines).init(),
+    }
+    guard
+}
+
+/// Formats each event as one JSON object on one line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonLines;
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let metadata = event.metadata();
+        writer.write_str("{\"timestamp\":\"")?;
+        SystemTime.format_time(&mut writer)?;
+        write!(writer, "\",\"level\":\"{}\"", metadata.level())?;
+        let mut fields = JsonFields {
+            out: &mut writer,
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
+        if let Some(scope) = ctx.event_scope() {
+            writer.write_str(",\"spans\":[")?;
+            for (i, span) in scope.from_root().enumerate() {
+                if i > 0 {
+                    writer.write_char(',')?;
+                }
+                write_json_str(&mut writer, span.name())?;
+            }
+            writer.write_char(']')?;
+        }
+        writer.write_str(",\"target\":")?;
+        write_json_str(&mut writer, metadata.target())?;
+        writer.write_str("}\n")
+    }
+}
+
+/// Writes each field as `,"name":value`; the first error is kept.
+struct JsonFields<'w, 'a> {
+    out: &'w mut Writer<'a>,
+    result: fmt::Result,
+}
+
+impl JsonFields<'_, '_> {
+    fn field(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+        if self.result.is_err() {
+            return;
+        }
+        self.result = (|| {
+            self.out.write_char(',')?;
+            write_json_str(self.out, field.name())?;
+            self.out.write_char(':')?;
+            value(self.out)
+        })();
+    }
+}
+
+impl Visit for JsonFields<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.field(field, |out| write_json_str(out, value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.field(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.field(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.field(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.field(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.field(field, |out| write!(out, "{value}"));
+    }
+
+    /// JSON has no NaN or infinity; those are written as strings.
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if value.is_finite() {
+            self.field(field, |out| write!(out, "{value}"));
+        } else {
+            self.field(field, |out| write!(out, "\"{value}\""));
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.field(field, |out| {
+            out.write_char('"')?;
+            write!(JsonEscaped(out), "{value}")?;
+            out.write_char('"')
+        });
+    }
+
+    /// `%value`, `?value` and the message all arrive here.
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.field(field, |out| {
+            out.write_char('"')?;
+            write!(JsonEscaped(out), "{value:?}")?;
+            out.write_char('"')
+        });
+    }
+}
+
+fn write_json_str(out: &mut impl fmt::Write, value: &str) -> fmt::Result {
+    out.write_char('"')?;
+    JsonEscaped(out).write_str(value)?;
+    out.write_char('"')
+}
+
+/// Escapes what it is given for the inside of a JSON string: quotes,
+/// backslashes and control characters (RFC 8259, section 7).
+struct JsonEscaped<'a, W: ?Sized>(&'a mut W);
+
+impl<W: fmt::Write + ?Sized> fmt::Write for JsonEscaped<'_, W> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut plain_from = 0;
+        for (i, byte) in text.bytes().enumerate() {
+            let short = match byte {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0x00..=0x1f => "",
+                _ => continue,
+            };
+            self.0.write_str(&text[plain_from..i])?;
+            if short.is_empty() {
+                write!(self.0, "\\u{byte:04x}")?;
+            } else {
+                self.0.write_str(short)?;
+            }
+            plain_from = i + 1;
+        }
+        self.0.write_str(&text[plain_from..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::fmt::MakeWriter;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    /// The lines `log` writes through `JsonLines`, each parsed as JSON.
+    fn json_lines(log: impl FnOnce()) -> Vec<serde_json::Value> {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(captured.clone())
+            .event_format(JsonLines)
+            .finish();
+        tracing::subscriber::with_default(subscriber, log);
+        let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("UTF-8");
+        assert!(
+            text.ends_with('\n'),
+            "each line ends with a newline: {text:?}"
+        );
+        text.lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_kind_of_field_is_written_as_json() {
+        let error = io::Error::other("disk \"full\"");
+        let lines = json_lines(|| {
+            tracing::info!(
+                text = "plain",
+                flag = true,
+                count = 7u64,
+                delta = -3i64,
+                big = 1u128 << 70,
+                ratio = 0.5,
+                not_a_number = f64::NAN,
+                shown = %"a\tb",
+                debugged = ?vec!["x"],
+                error = &error as &(dyn std::error::Error + 'static),
+                "reviewed {}", 1
+            );
+        });
+        let [line] = lines.as_slice() else {
+            panic!("one line: {lines:?}")
+        };
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["message"], "reviewed 1");
+        assert_eq!(line["text"], "plain");
+        assert_eq!(line["flag"], true);
+        assert_eq!(line["count"], 7);
+        assert_eq!(line["delta"], -3);
+        assert_eq!(line["big"].as_f64(), Some(2f64.powi(70)));
+        assert_eq!(line["ratio"], 0.5);
+        assert_eq!(line["not_a_number"], "NaN");
+        assert_eq!(line["shown"], "a\tb");
+        assert_eq!(line["debugged"], "[\"x\"]");
+        assert_eq!(line["error"], "disk \"full\"");
+        assert_eq!(line["target"], module_path!());
+        let timestamp = line["timestamp"].as_str().expect("timestamp");
+        assert!(
+            time::OffsetDateTime::parse(timestamp, &time::format_description::well_known::Rfc3339)
+                .is_ok(),
+            "RFC 3339: {timestamp}"
+        );
+        assert!(line.get("spans").is_none(), "no spans outside a span");
+    }
+
+    #[test]
+    fn any_string_survives_the_round_trip() {
+        let nasty: String = (0u8..0x80).map(char::from).collect::<String>() + "é€😀\u{2028}";
+        let lines = json_lines(|| {
+            tracing::warn!(value = nasty.as_str(), shown = %nasty, "{nasty}");
+        });
+        assert_eq!(lines[0]["value"], nasty.as_str());
+        assert_eq!(lines[0]["shown"], nasty.as_str());
+        assert_eq!(lines[0]["message"], nasty.as_str());
+    }
+
+    #[test]
+    fn spans_are_named_outermost_first() {
+        let lines = json_lines(|| {
+            let outer = tracing::info_span!("connection");
+            let _outer = outer.enter();
+            let inner = tracing::debug_span!("request");
+            let _inner = inner.enter();
+            tracing::debug!("inside");
+        });
+        assert_eq!(
+            lines[0]["spans"],
+            serde_json::json!(["connection", "request"])
+        );
+    }
+}
