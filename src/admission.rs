@@ -16,6 +16,7 @@
 
 use base64::Engine as _;
 use kube::core::admission::Operation;
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -60,16 +61,17 @@ impl Outcome {
     }
 }
 
-/// What one review did, for the log line and the metrics.
+/// What one review did, for the log line and the metrics. Borrows from
+/// the request body where it can.
 #[derive(Debug, Clone)]
-pub struct Summary {
-    pub uid: String,
+pub struct Summary<'a> {
+    pub uid: Cow<'a, str>,
     /// The workload kind from our table, or `other`.
     pub kind: &'static str,
     pub operation: &'static str,
-    pub namespace: String,
+    pub namespace: Cow<'a, str>,
     /// The object's name, or its generateName.
-    pub name: String,
+    pub name: Cow<'a, str>,
     pub dry_run: bool,
     pub outcome: Outcome,
     pub changes: Vec<ChangeKind>,
@@ -77,9 +79,9 @@ pub struct Summary {
 
 /// The answer to a well-formed review.
 #[derive(Debug)]
-pub struct Reviewed {
+pub struct Reviewed<'a> {
     pub body: Vec<u8>,
-    pub summary: Summary,
+    pub summary: Summary<'a>,
 }
 
 /// A review we cannot answer; the server replies 400 with this message.
@@ -285,7 +287,7 @@ fn operation_label(operation: &Operation) -> &'static str {
 }
 
 /// Answers one AdmissionReview. Never panics; a malformed review is an `Err`.
-pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
+pub fn review<'a>(body: &'a [u8], config: &Config) -> Result<Reviewed<'a>, ReviewError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| ReviewError::Malformed(format!("the body is not UTF-8: {e}")))?;
     // The one-pass read; when it fails (a malformed review, or an object of
@@ -337,34 +339,36 @@ pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
     };
 
     let mut summary = Summary {
-        uid: request.uid.to_string(),
+        uid: request.uid.0.clone(),
         kind: workload.map_or("other", |w| w.kind),
         operation,
-        namespace: request.namespace.as_deref().unwrap_or("").to_owned(),
-        name: request.name.as_deref().unwrap_or("").to_owned(),
+        namespace: request.namespace.map(|n| n.0).unwrap_or_default(),
+        name: request.name.map(|n| n.0).unwrap_or_default(),
         dry_run: request.dry_run.unwrap_or(false),
         outcome: Outcome::Ignored,
         changes: Vec::new(),
     };
 
     let (Some(workload), Some(scope)) = (enabled_workload, scope) else {
-        return Ok(respond(&request.uid, None, Vec::new(), summary));
+        return Ok(respond(&request.uid, None, &[], summary));
     };
     let mutation = match &request.object {
         ObjectIn::Absent => return Err(ReviewError::MissingObject(operation)),
         ObjectIn::Raw(object) => engine::mutate(object, workload, scope, config),
         ObjectIn::Read(parts) => engine::mutate_parts(parts, workload, scope, config),
     };
-    let mutation = match mutation {
+    let mut mutation = match mutation {
         Ok(mutation) => mutation,
         Err(e) => {
             summary.outcome = Outcome::InvalidObject;
-            let warning = format!("{WARNING_PREFIX}object left unchanged: {e}");
-            return Ok(respond(&request.uid, None, vec![warning], summary));
+            let warning = format!("object left unchanged: {e}");
+            return Ok(respond(&request.uid, None, &[&warning], summary));
         }
     };
     if summary.name.is_empty() {
-        summary.name = mutation.generate_name.clone().unwrap_or_default();
+        if let Some(generate_name) = mutation.generate_name.take() {
+            summary.name = Cow::Owned(generate_name);
+        }
     }
     summary.outcome = if mutation.skipped {
         Outcome::Skipped
@@ -374,33 +378,38 @@ pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
         Outcome::Mutated
     };
     summary.changes = mutation.changes.iter().map(|c| c.kind).collect();
-    let warnings = mutation
+    let lines: Vec<&str> = mutation
         .changes
         .iter()
         .map(|c| c.message.as_str())
         .chain(mutation.warnings.iter().map(String::as_str))
-        .map(|line| format!("{WARNING_PREFIX}{line}"))
         .collect();
     let patch = (!mutation.is_empty()).then_some(&mutation.patch);
-    Ok(respond(&request.uid, patch, warnings, summary))
+    Ok(respond(&request.uid, patch, &lines, summary))
 }
 
 /// Writes the AdmissionReview response. The envelope is fixed text; only
 /// the uid and the warnings need JSON escaping, and the patch is base64
 /// encoded straight into the body (its alphabet needs no escaping). The API
 /// server rejects a patchType without a patch, so both or neither are sent.
-fn respond(
+fn respond<'a>(
     uid: &str,
     patch: Option<&json_patch::Patch>,
-    warnings: Vec<String>,
-    summary: Summary,
-) -> Reviewed {
-    let patch_json =
-        patch.map(|patch| serde_json::to_vec(patch).expect("a JSON Patch always serialises"));
+    warnings: &[&str],
+    summary: Summary<'a>,
+) -> Reviewed<'a> {
+    let patch_json = patch.map(|patch| {
+        let mut json = Vec::with_capacity(512);
+        write_json(&mut json, patch);
+        json
+    });
     let patch_len = patch_json
         .as_ref()
         .map_or(0, |json| json.len() * 4 / 3 + 48);
-    let warnings_len: usize = warnings.iter().map(|w| w.len() + 4).sum();
+    let warnings_len: usize = warnings
+        .iter()
+        .map(|w| WARNING_PREFIX.len() + w.len() + 4)
+        .sum();
     let mut body = Vec::with_capacity(128 + uid.len() + patch_len + warnings_len);
     body.extend_from_slice(
         br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#,
@@ -420,7 +429,7 @@ fn respond(
     }
     if !warnings.is_empty() {
         body.extend_from_slice(br#","warnings":"#);
-        write_json(&mut body, &warnings);
+        write_json(&mut body, &Warnings(warnings));
     }
     body.extend_from_slice(b"}}");
     Reviewed { body, summary }
@@ -428,4 +437,21 @@ fn respond(
 
 fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     serde_json::to_writer(out, value).expect("strings always serialise into a Vec");
+}
+
+/// The warnings array: each line with our prefix, escaped as it is written.
+struct Warnings<'a>(&'a [&'a str]);
+
+impl serde::Serialize for Warnings<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|line| Prefixed(line)))
+    }
+}
+
+struct Prefixed<'a>(&'a str);
+
+impl serde::Serialize for Prefixed<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{WARNING_PREFIX}{}", self.0))
+    }
 }

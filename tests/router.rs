@@ -90,20 +90,14 @@ async fn other_kinds_and_operations_are_allowed_without_a_patch() {
 #[test]
 fn the_log_summary_names_the_object_or_its_generate_name() {
     let config = Config::default();
-    let reviewed = registry_rewriter::admission::review(
-        &fixture_bytes("pod-create-from-deployment.json"),
-        &config,
-    )
-    .expect("reviewed");
+    let pod = fixture_bytes("pod-create-from-deployment.json");
+    let reviewed = registry_rewriter::admission::review(&pod, &config).expect("reviewed");
     assert_eq!(reviewed.summary.name, "test-webapp-6d8f7c9b5d-");
     assert_eq!(reviewed.summary.namespace, "dynamic-apps");
     assert_eq!(reviewed.summary.kind, "Pod");
     assert_eq!(reviewed.summary.operation, "CREATE");
-    let reviewed = registry_rewriter::admission::review(
-        &fixture_bytes("job-create-kaniko-build.json"),
-        &config,
-    )
-    .expect("reviewed");
+    let job = fixture_bytes("job-create-kaniko-build.json");
+    let reviewed = registry_rewriter::admission::review(&job, &config).expect("reviewed");
     assert_eq!(reviewed.summary.name, "build-test-webapp-v1");
     assert_eq!(reviewed.summary.changes.len(), 6);
 }
@@ -139,16 +133,12 @@ fn object_before_kind_gets_the_same_answer() {
                 .map(String::as_str),
             Some("object")
         );
-        let usual = registry_rewriter::admission::review(
-            &serde_json::to_vec(&review).expect("JSON"),
-            &config,
-        )
-        .expect("reviewed");
-        let late = registry_rewriter::admission::review(
-            &serde_json::to_vec(&moved).expect("JSON"),
-            &config,
-        )
-        .expect("reviewed");
+        let (usual, late) = (
+            serde_json::to_vec(&review).expect("JSON"),
+            serde_json::to_vec(&moved).expect("JSON"),
+        );
+        let usual = registry_rewriter::admission::review(&usual, &config).expect("reviewed");
+        let late = registry_rewriter::admission::review(&late, &config).expect("reviewed");
         assert_eq!(usual.body, late.body, "{name}");
     }
 }

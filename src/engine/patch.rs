@@ -187,19 +187,25 @@ impl PatchBuilder {
         if self.original_images.is_empty() {
             return;
         }
-        let mut recorded = Map::new();
-        if let Some(previous) = metadata.and_then(|m| m.annotation(ORIGINAL_IMAGES_ANNOTATION)) {
-            match serde_json::from_str::<Map<String, Value>>(previous) {
-                Ok(previous) => recorded = previous,
-                Err(_) => self.warn(format!(
-                    "metadata.annotations[{ORIGINAL_IMAGES_ANNOTATION}]: was not a JSON object; replaced"
-                )),
+        let this_round = std::mem::take(&mut self.original_images);
+        let previous = metadata.and_then(|m| m.annotation(ORIGINAL_IMAGES_ANNOTATION));
+        let recorded = match previous.map(serde_json::from_str::<Map<String, Value>>) {
+            // The usual case, a first round: no map to build.
+            None => serde_json::to_string(&OriginalImages(&this_round)),
+            Some(Ok(mut recorded)) => {
+                for (label, original) in this_round {
+                    recorded.entry(label).or_insert(Value::String(original));
+                }
+                serde_json::to_string(&recorded)
             }
-        }
-        for (label, original) in std::mem::take(&mut self.original_images) {
-            recorded.entry(label).or_insert(Value::String(original));
-        }
-        let value = Value::String(Value::Object(recorded).to_string());
+            Some(Err(_)) => {
+                self.warn(format!(
+                    "metadata.annotations[{ORIGINAL_IMAGES_ANNOTATION}]: was not a JSON object; replaced"
+                ));
+                serde_json::to_string(&OriginalImages(&this_round))
+            }
+        };
+        let value = Value::String(recorded.expect("strings always serialise"));
         let annotation_path = ["metadata", "annotations", ORIGINAL_IMAGES_ANNOTATION];
         let mut annotations = Map::new();
         let operation = match metadata {
@@ -241,9 +247,29 @@ impl PatchBuilder {
     }
 }
 
+/// Container label -> original image, as a JSON object; the first entry
+/// for a label wins, as in the merge with an earlier round.
+struct OriginalImages<'a>(&'a [(String, String)]);
+
+impl serde::Serialize for OriginalImages<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seen = std::collections::HashSet::new();
+        serializer.collect_map(
+            self.0
+                .iter()
+                .filter(|(label, _)| seen.insert(label.as_str()))
+                .map(|(label, original)| (label, original)),
+        )
+    }
+}
+
 /// A value as shown in an explanation line: control characters replaced,
 /// and shortened in the middle when very long.
 pub(crate) fn shown(value: &str) -> Cow<'_, str> {
+    // The usual case, checked without decoding: short printable ASCII.
+    if value.len() <= SHOWN_CHARS_MAX && value.bytes().all(|b| (b' '..b'\x7f').contains(&b)) {
+        return Cow::Borrowed(value);
+    }
     let clean = !value.chars().any(char::is_control);
     let count = value.chars().count();
     if clean && count <= SHOWN_CHARS_MAX {

@@ -416,11 +416,11 @@ async fn mutate(
             let summary = &reviewed.summary;
             state.metrics.record_review(summary, elapsed);
             tracing::info!(
-                uid = %summary.uid,
+                uid = &*summary.uid,
                 kind = summary.kind,
                 operation = summary.operation,
-                namespace = %summary.namespace,
-                name = %summary.name,
+                namespace = &*summary.namespace,
+                name = &*summary.name,
                 dry_run = summary.dry_run,
                 outcome = summary.outcome.as_str(),
                 changes = summary.changes.len(),
