@@ -2,12 +2,17 @@
 
 mod common;
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode};
 use common::{apply_response, check_fixture_outcome, fixture, fixture_bytes, FIXTURES};
 use http_body_util::BodyExt;
+use hyper::body::Frame;
 use registry_rewriter::config::Config;
 use registry_rewriter::metrics::Metrics;
 use registry_rewriter::server::{router, AppState, DEFAULT_MAX_BODY_BYTES};
@@ -19,9 +24,13 @@ fn app() -> axum::Router {
 }
 
 async fn post(body: Vec<u8>) -> (StatusCode, serde_json::Value) {
+    post_body(Body::from(body)).await
+}
+
+async fn post_body(body: Body) -> (StatusCode, serde_json::Value) {
     let request = Request::post("/mutate")
         .header("content-type", "application/json; charset=utf-8")
-        .body(Body::from(body))
+        .body(body)
         .expect("request");
     let response = app().oneshot(request).await.expect("infallible");
     let status = response.status();
@@ -41,6 +50,35 @@ async fn fixtures_through_the_router() {
         assert_eq!(status, StatusCode::OK, "{name}");
         let admitted = apply_response(&fixture(name), &review);
         check_fixture_outcome(name, &admitted, &review);
+    }
+}
+
+/// A body that arrives in pieces, as HTTP/1.1 chunked encoding or several
+/// HTTP/2 DATA frames deliver it.
+struct Pieces(VecDeque<Bytes>);
+
+impl hyper::body::Body for Pieces {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.pop_front().map(|piece| Ok(Frame::data(piece))))
+    }
+}
+
+#[tokio::test]
+async fn a_body_in_pieces_gets_the_same_answer_as_a_whole_one() {
+    for name in FIXTURES {
+        let whole = fixture_bytes(name);
+        let pieces: VecDeque<Bytes> = whole.chunks(700).map(Bytes::copy_from_slice).collect();
+        assert!(pieces.len() > 1, "{name} is longer than one piece");
+        let (whole_status, whole_review) = post(whole).await;
+        let (status, review) = post_body(Body::new(Pieces(pieces))).await;
+        assert_eq!(status, whole_status, "{name}");
+        assert_eq!(review, whole_review, "{name}");
     }
 }
 

@@ -468,7 +468,10 @@ async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let mut collected = Vec::with_capacity(declared.map_or(0, |d| d.min(limit as u64) as usize));
+    // A body that arrives in one chunk (the usual case) is kept as it is;
+    // only a body in several chunks is copied into one buffer.
+    let mut first: Option<axum::body::Bytes> = None;
+    let mut joined: Vec<u8> = Vec::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
@@ -478,12 +481,21 @@ async fn read_body(
                 &format!("reading the body: {e}"),
             )
         })?;
-        let Some(data) = frame.data_ref() else {
+        let Ok(data) = frame.into_data() else {
             continue;
         };
         seen = seen.saturating_add(data.len());
         if seen <= limit {
-            collected.extend_from_slice(data);
+            if first.is_none() && joined.is_empty() {
+                first = Some(data);
+            } else {
+                if let Some(first) = first.take() {
+                    let expected = declared.map_or(0, |d| d.min(limit as u64) as usize);
+                    joined.reserve(expected.max(seen));
+                    joined.extend_from_slice(&first);
+                }
+                joined.extend_from_slice(&data);
+            }
         } else if seen > discard_max {
             break;
         }
@@ -491,7 +503,7 @@ async fn read_body(
     if seen > limit || declared.is_some_and(|length| length > limit as u64) {
         return Err(too_large());
     }
-    Ok(collected.into())
+    Ok(first.unwrap_or_else(|| joined.into()))
 }
 
 fn json_response(code: StatusCode, body: Vec<u8>) -> Response {
