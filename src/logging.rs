@@ -16,7 +16,6 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -75,8 +74,10 @@ where
     ) -> fmt::Result {
         let metadata = event.metadata();
         writer.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut writer)?;
-        write!(writer, "\",\"level\":\"{}\"", metadata.level())?;
+        write_rfc3339_micros(&mut writer, time::OffsetDateTime::now_utc())?;
+        writer.write_str("\",\"level\":\"")?;
+        writer.write_str(metadata.level().as_str())?;
+        writer.write_char('"')?;
         let mut fields = JsonFields {
             out: &mut writer,
             result: Ok(()),
@@ -111,9 +112,9 @@ impl JsonFields<'_, '_> {
             return;
         }
         self.result = (|| {
-            self.out.write_char(',')?;
-            write_json_str(self.out, field.name())?;
-            self.out.write_char(':')?;
+            self.out.write_str(",\"")?;
+            JsonEscaped(&mut *self.out).write_str(field.name())?;
+            self.out.write_str("\":")?;
             value(self.out)
         })();
     }
@@ -125,23 +126,33 @@ impl Visit for JsonFields<'_, '_> {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.field(field, |out| write!(out, "{value}"));
+        self.field(field, |out| {
+            out.write_str(if value { "true" } else { "false" })
+        });
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, |out| write!(out, "{value}"));
+        self.field(field, |out| {
+            out.write_str(itoa::Buffer::new().format(value))
+        });
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field, |out| write!(out, "{value}"));
+        self.field(field, |out| {
+            out.write_str(itoa::Buffer::new().format(value))
+        });
     }
 
     fn record_u128(&mut self, field: &Field, value: u128) {
-        self.field(field, |out| write!(out, "{value}"));
+        self.field(field, |out| {
+            out.write_str(itoa::Buffer::new().format(value))
+        });
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
-        self.field(field, |out| write!(out, "{value}"));
+        self.field(field, |out| {
+            out.write_str(itoa::Buffer::new().format(value))
+        });
     }
 
     /// JSON has no NaN or infinity; those are written as strings.
@@ -177,12 +188,38 @@ fn write_json_str(out: &mut impl fmt::Write, value: &str) -> fmt::Result {
     out.write_char('"')
 }
 
+/// `2026-11-24T06:42:01.693427Z`: RFC 3339 in UTC with microseconds, as
+/// tracing-subscriber writes its timestamps.
+fn write_rfc3339_micros(out: &mut impl fmt::Write, at: time::OffsetDateTime) -> fmt::Result {
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |start: usize, width: usize, mut value: u32| {
+        for digit in text[start..start + width].iter_mut().rev() {
+            *digit = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, at.year().clamp(0, 9999) as u32);
+    put(5, 2, u8::from(at.month()).into());
+    put(8, 2, at.day().into());
+    put(11, 2, at.hour().into());
+    put(14, 2, at.minute().into());
+    put(17, 2, at.second().into());
+    put(20, 6, at.microsecond());
+    out.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+}
+
 /// Escapes what it is given for the inside of a JSON string: quotes,
 /// backslashes and control characters (RFC 8259, section 7).
 struct JsonEscaped<'a, W: ?Sized>(&'a mut W);
 
 impl<W: fmt::Write + ?Sized> fmt::Write for JsonEscaped<'_, W> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
+        // Nearly every value needs no escaping; a check without an early
+        // exit is cheap enough to find out first.
+        let needs_escaping = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+        if !text.bytes().fold(false, |any, b| any | needs_escaping(b)) {
+            return self.0.write_str(text);
+        }
         let mut plain_from = 0;
         for (i, byte) in text.bytes().enumerate() {
             let short = match byte {
@@ -295,6 +332,17 @@ mod tests {
             "RFC 3339: {timestamp}"
         );
         assert!(line.get("spans").is_none(), "no spans outside a span");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_microseconds() {
+        let mut text = String::new();
+        let at = time::Date::from_calendar_date(2026, time::Month::February, 3)
+            .and_then(|date| date.with_hms_micro(4, 5, 6, 789))
+            .expect("a valid date")
+            .assume_utc();
+        write_rfc3339_micros(&mut text, at).expect("written");
+        assert_eq!(text, "2026-02-03T04:05:06.000789Z");
     }
 
     #[test]
