@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation};
-use jsonptr::PointerBuf;
+use jsonptr::{PointerBuf, Token};
 use serde_json::{Map, Value};
 
 use super::view::{MetadataView, SecretRefView};
@@ -53,14 +53,19 @@ impl PatchBuilder {
     }
 
     fn pod_spec_pointer(&self, rest: &[&str]) -> PointerBuf {
-        PointerBuf::from_tokens(self.pod_spec_path.iter().chain(rest).copied())
+        pointer(self.pod_spec_path.iter().chain(rest).copied())
     }
 
     fn container_pointer(&self, at: &ContainerAt<'_>, rest: &[&str]) -> PointerBuf {
-        let index = at.index.to_string();
-        let mut tokens: Vec<&str> = vec![at.list, &index];
-        tokens.extend_from_slice(rest);
-        self.pod_spec_pointer(&tokens)
+        let mut index = itoa::Buffer::new();
+        let index = index.format(at.index);
+        pointer(
+            self.pod_spec_path
+                .iter()
+                .copied()
+                .chain([at.list, index])
+                .chain(rest.iter().copied()),
+        )
     }
 
     pub fn warn(&mut self, warning: String) {
@@ -213,13 +218,13 @@ impl PatchBuilder {
                 annotations: Some(_),
                 ..
             }) => PatchOperation::Add(AddOperation {
-                path: PointerBuf::from_tokens(annotation_path),
+                path: pointer(annotation_path.into_iter()),
                 value,
             }),
             Some(_) => {
                 annotations.insert(ORIGINAL_IMAGES_ANNOTATION.into(), value);
                 PatchOperation::Add(AddOperation {
-                    path: PointerBuf::from_tokens(["metadata", "annotations"]),
+                    path: pointer(["metadata", "annotations"].into_iter()),
                     value: Value::Object(annotations),
                 })
             }
@@ -228,7 +233,7 @@ impl PatchBuilder {
                 let mut metadata = Map::new();
                 metadata.insert("annotations".into(), Value::Object(annotations));
                 PatchOperation::Add(AddOperation {
-                    path: PointerBuf::from_tokens(["metadata"]),
+                    path: pointer(["metadata"].into_iter()),
                     value: Value::Object(metadata),
                 })
             }
@@ -245,6 +250,19 @@ impl PatchBuilder {
             generate_name: None,
         }
     }
+}
+
+/// A pointer from tokens, each escaped by jsonptr, in one allocation
+/// (building it token by token grew the string several times).
+fn pointer<'t>(tokens: impl Iterator<Item = &'t str> + Clone) -> PointerBuf {
+    let length: usize = tokens.clone().map(|token| token.len() + 1).sum();
+    let mut text = String::with_capacity(length + 8);
+    for token in tokens.clone() {
+        text.push('/');
+        text.push_str(Token::new(token).encoded());
+    }
+    // Escaped tokens always make a valid pointer; the fallback is never taken.
+    PointerBuf::parse(text).unwrap_or_else(|_| PointerBuf::from_tokens(tokens))
 }
 
 /// Container label -> original image, as a JSON object; the first entry
