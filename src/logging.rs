@@ -19,7 +19,8 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     /// Human-readable lines, coloured on a terminal.
     Text,
@@ -118,6 +119,21 @@ impl JsonFields<'_, '_> {
             value(self.out)
         })();
     }
+
+    fn integer(&mut self, field: &Field, value: impl itoa::Integer) {
+        self.field(field, |out| {
+            out.write_str(itoa::Buffer::new().format(value))
+        });
+    }
+
+    /// A string formatted on the fly, escaped as it is written.
+    fn quoted(&mut self, field: &Field, text: fmt::Arguments<'_>) {
+        self.field(field, |out| {
+            out.write_char('"')?;
+            JsonEscaped(&mut *out).write_fmt(text)?;
+            out.write_char('"')
+        });
+    }
 }
 
 impl Visit for JsonFields<'_, '_> {
@@ -132,27 +148,19 @@ impl Visit for JsonFields<'_, '_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, |out| {
-            out.write_str(itoa::Buffer::new().format(value))
-        });
+        self.integer(field, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field, |out| {
-            out.write_str(itoa::Buffer::new().format(value))
-        });
+        self.integer(field, value);
     }
 
     fn record_u128(&mut self, field: &Field, value: u128) {
-        self.field(field, |out| {
-            out.write_str(itoa::Buffer::new().format(value))
-        });
+        self.integer(field, value);
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
-        self.field(field, |out| {
-            out.write_str(itoa::Buffer::new().format(value))
-        });
+        self.integer(field, value);
     }
 
     /// JSON has no NaN or infinity; those are written as strings.
@@ -165,20 +173,12 @@ impl Visit for JsonFields<'_, '_> {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.field(field, |out| {
-            out.write_char('"')?;
-            write!(JsonEscaped(out), "{value}")?;
-            out.write_char('"')
-        });
+        self.quoted(field, format_args!("{value}"));
     }
 
     /// `%value`, `?value` and the message all arrive here.
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.field(field, |out| {
-            out.write_char('"')?;
-            write!(JsonEscaped(out), "{value:?}")?;
-            out.write_char('"')
-        });
+        self.quoted(field, format_args!("{value:?}"));
     }
 }
 

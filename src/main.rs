@@ -9,9 +9,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use registry_rewriter::certs::{self, CertRequest, GeneratedCerts};
 use registry_rewriter::config::Config;
+use registry_rewriter::logging::{self, LogFormat};
+use registry_rewriter::preview;
 use registry_rewriter::server::tls::CertFiles;
 use registry_rewriter::server::{ServeOptions, Server, DEFAULT_MAX_BODY_BYTES, MUTATE_PATH};
-use registry_rewriter::{logging, preview};
 
 /// Where `serve` keeps development certificates when no TLS files are given.
 const DEVELOPMENT_CERTS_DIR: &str = "certs";
@@ -104,12 +105,6 @@ struct ServeArgs {
     /// How often the certificate files are checked for rotation.
     #[arg(long, env = "REGISTRY_REWRITER_CERT_RELOAD_INTERVAL", value_parser = parse_duration, default_value = "10s")]
     cert_reload_interval: Duration,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Args, Debug)]
@@ -216,10 +211,7 @@ fn load_config(arg: &ConfigFileArg) -> Result<Config, String> {
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode, String> {
-    let _flush_logs_on_exit = logging::init(match args.log_format {
-        LogFormat::Text => logging::LogFormat::Text,
-        LogFormat::Json => logging::LogFormat::Json,
-    });
+    let _flush_logs_on_exit = logging::init(args.log_format);
     let config = load_config(&args.config)?;
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => CertFiles { cert, key },
