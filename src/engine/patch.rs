@@ -193,21 +193,25 @@ impl PatchBuilder {
             return;
         }
         let this_round = std::mem::take(&mut self.original_images);
-        let previous = metadata.and_then(|m| m.annotation(ORIGINAL_IMAGES_ANNOTATION));
-        let recorded = match previous.map(serde_json::from_str::<Map<String, Value>>) {
+        let previous = metadata
+            .and_then(|m| m.annotation(ORIGINAL_IMAGES_ANNOTATION))
+            .and_then(|text| match serde_json::from_str::<Map<String, Value>>(text) {
+                Ok(previous) => Some(previous),
+                Err(_) => {
+                    self.warn(format!(
+                        "metadata.annotations[{ORIGINAL_IMAGES_ANNOTATION}]: was not a JSON object; replaced"
+                    ));
+                    None
+                }
+            });
+        let recorded = match previous {
             // The usual case, a first round: no map to build.
             None => serde_json::to_string(&OriginalImages(&this_round)),
-            Some(Ok(mut recorded)) => {
+            Some(mut recorded) => {
                 for (label, original) in this_round {
                     recorded.entry(label).or_insert(Value::String(original));
                 }
                 serde_json::to_string(&recorded)
-            }
-            Some(Err(_)) => {
-                self.warn(format!(
-                    "metadata.annotations[{ORIGINAL_IMAGES_ANNOTATION}]: was not a JSON object; replaced"
-                ));
-                serde_json::to_string(&OriginalImages(&this_round))
             }
         };
         let value = Value::String(recorded.expect("strings always serialise"));
@@ -218,13 +222,13 @@ impl PatchBuilder {
                 annotations: Some(_),
                 ..
             }) => PatchOperation::Add(AddOperation {
-                path: pointer(annotation_path.into_iter()),
+                path: pointer(annotation_path),
                 value,
             }),
             Some(_) => {
                 annotations.insert(ORIGINAL_IMAGES_ANNOTATION.into(), value);
                 PatchOperation::Add(AddOperation {
-                    path: pointer(["metadata", "annotations"].into_iter()),
+                    path: pointer(["metadata", "annotations"]),
                     value: Value::Object(annotations),
                 })
             }
@@ -233,7 +237,7 @@ impl PatchBuilder {
                 let mut metadata = Map::new();
                 metadata.insert("annotations".into(), Value::Object(annotations));
                 PatchOperation::Add(AddOperation {
-                    path: pointer(["metadata"].into_iter()),
+                    path: pointer(["metadata"]),
                     value: Value::Object(metadata),
                 })
             }
@@ -254,7 +258,8 @@ impl PatchBuilder {
 
 /// A pointer from tokens, each escaped by jsonptr, in one allocation
 /// (building it token by token grew the string several times).
-fn pointer<'t>(tokens: impl Iterator<Item = &'t str> + Clone) -> PointerBuf {
+fn pointer<'t>(tokens: impl IntoIterator<Item = &'t str, IntoIter: Clone>) -> PointerBuf {
+    let tokens = tokens.into_iter();
     let length: usize = tokens.clone().map(|token| token.len() + 1).sum();
     let mut text = String::with_capacity(length + 8);
     for token in tokens.clone() {
