@@ -87,6 +87,10 @@ fn quote(message: &str) -> String {
     )
 }
 
+fn first_warning(body: &Value) -> &str {
+    body["response"]["warnings"][0].as_str().expect("a warning")
+}
+
 fn describe(status: StatusCode, body: &Value) -> String {
     if status == StatusCode::OK {
         let response = &body["response"];
@@ -144,7 +148,7 @@ async fn hostile_input_matrix() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(body["response"]["patch"].is_null());
-    let warning = body["response"]["warnings"][0].as_str().expect("warning");
+    let warning = first_warning(&body);
     assert!(
         warning.len() < 400,
         "warnings stay short: {} bytes",
@@ -160,10 +164,7 @@ async fn hostile_input_matrix() {
     );
     let (status, body) = m.post(nested.into_bytes()).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(body["response"]["warnings"][0]
-        .as_str()
-        .expect("warning")
-        .contains("spec.containers"));
+    assert!(first_warning(&body).contains("spec.containers"));
     m.row(
         "100,000 levels of nesting in `containers`",
         describe(status, &body),
@@ -251,10 +252,7 @@ async fn hostile_input_matrix() {
     let mut job = fixture("job-create-kaniko-build.json");
     job["request"]["object"]["spec"]["template"] = json!("x");
     let (status, body) = m.post(serde_json::to_vec(&job).expect("JSON")).await;
-    assert!(body["response"]["warnings"][0]
-        .as_str()
-        .expect("warning")
-        .contains("spec.template"));
+    assert!(first_warning(&body).contains("spec.template"));
     m.row(
         "a Job's `spec.template` is a string",
         describe(status, &body),
