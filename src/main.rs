@@ -211,7 +211,8 @@ fn load_config(arg: &ConfigFileArg) -> Result<Config, String> {
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode, String> {
-    let _flush_logs_on_exit = logging::init(args.log_format);
+    let _flush_logs_on_exit =
+        logging::init(args.log_format).map_err(|e| format!("starting the log writer: {e}"))?;
     let config = load_config(&args.config)?;
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => CertFiles { cert, key },

@@ -1,6 +1,6 @@
 //! Logging: tracing with an `EnvFilter` (`RUST_LOG`, `info` by default),
-//! written to stderr from a background thread so that a review never waits
-//! on a write.
+//! written to stderr in batches by a background thread (`batched.rs`), so
+//! that a review never waits on a write.
 //!
 //! `json` writes one object per line, with the event's fields at the top
 //! level: `{"timestamp":…,"level":…,"message":…,<fields>,"target":…}` and,
@@ -14,10 +14,13 @@ use std::io::IsTerminal;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
+
+pub use batched::FlushGuard;
+
+mod batched;
 
 /// `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -28,26 +31,12 @@ pub enum LogFormat {
     Json,
 }
 
-/// Lines waiting for the writer thread: a few MiB. When the queue is full,
-/// logging waits rather than dropping lines.
-const QUEUED_LINES_MAX: usize = 8192;
-/// The writer thread writes what has queued up in one go.
-const WRITE_BUFFER_BYTES: usize = 64 * 1024;
-
 /// Installs the global subscriber. Keep the guard until exit: dropping it
-/// flushes the lines still queued.
-pub fn init(format: LogFormat) -> WorkerGuard {
+/// writes the lines still pending.
+pub fn init(format: LogFormat) -> std::io::Result<FlushGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // stderr is unbuffered: without the BufWriter every line is a system
-    // call. The writer thread flushes whenever its queue runs empty.
-    let (writer, guard) = NonBlockingBuilder::default()
-        .buffered_lines_limit(QUEUED_LINES_MAX)
-        .lossy(false)
-        .finish(std::io::BufWriter::with_capacity(
-            WRITE_BUFFER_BYTES,
-            std::io::stderr(),
-        ));
+    let (writer, guard) = batched::spawn(std::io::stderr())?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
@@ -55,7 +44,7 @@ pub fn init(format: LogFormat) -> WorkerGuard {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => builder.event_format(JsonLines).init(),
     }
-    guard
+    Ok(guard)
 }
 
 /// Formats each event as one JSON object on one line.
