@@ -12,7 +12,9 @@ use registry_rewriter::config::Config;
 use registry_rewriter::logging::{self, LogFormat};
 use registry_rewriter::preview;
 use registry_rewriter::server::tls::CertFiles;
-use registry_rewriter::server::{ServeOptions, Server, DEFAULT_MAX_BODY_BYTES, MUTATE_PATH};
+use registry_rewriter::server::{
+    ServeOptions, Server, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, MUTATE_PATH,
+};
 
 /// Where `serve` keeps development certificates when no TLS files are given.
 const DEVELOPMENT_CERTS_DIR: &str = "certs";
@@ -87,6 +89,9 @@ struct ServeArgs {
     /// Largest AdmissionReview accepted, in bytes (the API server's own limit by default).
     #[arg(long, env = "REGISTRY_REWRITER_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Open webhook connections at most; more wait in the listen queue until one closes.
+    #[arg(long, env = "REGISTRY_REWRITER_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
     /// Time allowed for a whole request; keep it below the webhook's timeoutSeconds.
     #[arg(long, env = "REGISTRY_REWRITER_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "4s")]
     request_timeout: Duration,
@@ -221,6 +226,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     let mut options = ServeOptions::new(args.listen, args.admin_listen, tls);
     options.client_ca = args.client_ca;
     options.max_body_bytes = args.max_body_bytes;
+    options.max_connections = args.max_connections as usize;
     options.request_timeout = args.request_timeout;
     options.header_read_timeout = args.header_read_timeout;
     options.tls_handshake_timeout = args.tls_handshake_timeout;

@@ -49,6 +49,7 @@ struct Inner {
     duration: Histogram,
     certificate_expiry: Gauge,
     certificate_reloads: Family<ResultLabels, Counter>,
+    open_connections: Gauge,
 }
 
 impl Default for Metrics {
@@ -91,6 +92,12 @@ impl Metrics {
             "Attempts to load a changed serving certificate, by result",
             certificate_reloads.clone(),
         );
+        let open_connections = Gauge::default();
+        registry.register(
+            "open_connections",
+            "Webhook connections open, TLS handshakes included",
+            open_connections.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -99,6 +106,7 @@ impl Metrics {
                 duration,
                 certificate_expiry,
                 certificate_reloads,
+                open_connections,
             }),
         }
     }
@@ -146,6 +154,14 @@ impl Metrics {
             .certificate_reloads
             .get_or_create(&ResultLabels { result })
             .inc();
+    }
+
+    pub fn connection_opened(&self) {
+        self.inner.open_connections.inc();
+    }
+
+    pub fn connection_closed(&self) {
+        self.inner.open_connections.dec();
     }
 
     /// The registry in the OpenMetrics text format.

@@ -274,6 +274,48 @@ async fn two_hundred_concurrent_clients() {
     assert_eq!(server.metric(mutated).await, 200.0);
 }
 
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_for_one_to_close() {
+    let server = start_with(|options| options.max_connections = 2).await;
+    let client = server.client();
+    let body = Bytes::from(fixture_bytes("pod-create-no-match.json"));
+    let mut first = client.http1().await;
+    let mut second = client.http1().await;
+    for connection in [&mut first, &mut second] {
+        let response = connection.post(body.clone()).await.expect("served");
+        assert_eq!(response.status, StatusCode::OK);
+    }
+    assert_eq!(
+        server.metric("registry_rewriter_open_connections ").await,
+        2.0
+    );
+
+    // The kernel completes the TCP handshake; the server does not take
+    // the connection up while both slots are held.
+    let mut third = tokio::spawn({
+        let (client, body) = (client.clone(), body.clone());
+        async move { client.post(body).await.status }
+    });
+    // A server that keeps its limit never answers here, so the bound on
+    // the wait cannot make this fail.
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut third).await;
+    assert!(early.is_err(), "the third connection waits for a free slot");
+
+    drop(first);
+    assert_eq!(third.await.expect("task"), StatusCode::OK);
+    let again = second.post(body).await.expect("still served");
+    assert_eq!(again.status, StatusCode::OK);
+    // The closed ones are counted out: only the second stays open.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.metric("registry_rewriter_open_connections ").await != 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "closed connections leave the gauge"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The certificate a new handshake gets. A fresh client each time: a
 /// resumed session would not carry the certificate again.
 async fn served_certificate(server: &support::TestServer) -> Vec<u8> {

@@ -26,6 +26,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission;
@@ -35,6 +36,11 @@ use tls::{CertFiles, CertReloader, TlsError};
 
 /// The API server's own request body limit.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// Bounds the memory a storm of connections can take: each TLS connection
+/// holds about 30 KiB of buffers, so 2,048 stay well inside the manifests'
+/// 128 MiB limit, where an unbounded number would end in an OOM kill. The
+/// API server needs a few per replica.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
 pub const MUTATE_PATH: &str = "/mutate";
 
 #[derive(Debug, Clone)]
@@ -44,6 +50,9 @@ pub struct ServeOptions {
     pub tls: CertFiles,
     pub client_ca: Option<PathBuf>,
     pub max_body_bytes: usize,
+    /// Open webhook connections at most; further ones wait in the listen
+    /// queue until one closes.
+    pub max_connections: usize,
     /// Whole request, below the webhook's `timeoutSeconds`.
     pub request_timeout: Duration,
     /// Slow clients may not hold a connection open with partial headers.
@@ -63,6 +72,7 @@ impl ServeOptions {
             tls,
             client_ca: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             request_timeout: Duration::from_secs(4),
             header_read_timeout: Duration::from_secs(5),
             tls_handshake_timeout: Duration::from_secs(5),
@@ -188,6 +198,10 @@ impl Server {
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .max_concurrent_streams(256);
         let connections = Connections {
+            slots: Arc::new(Semaphore::new(options.max_connections.max(1))),
+            max_connections: options.max_connections,
+            limit_warned_at: std::sync::Mutex::new(None),
+            metrics: state.metrics.clone(),
             builder: Arc::new(builder),
             acceptor,
             app: router(state.clone(), options.request_timeout),
@@ -209,7 +223,7 @@ impl Server {
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                accepted = tls_listener.accept() => connections.accept(accepted).await,
+                (slot, accepted) = connections.next(&tls_listener) => connections.accept(slot, accepted).await,
             }
         }
         state.ready.store(false, Ordering::SeqCst);
@@ -219,7 +233,7 @@ impl Server {
         loop {
             tokio::select! {
                 () = &mut delay => break,
-                accepted = tls_listener.accept() => connections.accept(accepted).await,
+                (slot, accepted) = connections.next(&tls_listener) => connections.accept(slot, accepted).await,
             }
         }
         drop(tls_listener);
@@ -236,6 +250,11 @@ impl Server {
 }
 
 struct Connections {
+    /// One permit per open connection.
+    slots: Arc<Semaphore>,
+    max_connections: usize,
+    limit_warned_at: std::sync::Mutex<Option<Instant>>,
+    metrics: Metrics,
     builder: Arc<auto::Builder<TokioExecutor>>,
     acceptor: TlsAcceptor,
     app: Router,
@@ -279,8 +298,65 @@ async fn drain_requested(draining: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = draining.wait_for(|drain| *drain).await.map(|_| ());
 }
 
+/// How often reaching the connection limit is logged, at most.
+const LIMIT_WARNING_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Held by a connection's task: frees its slot and counts it closed.
+struct OpenConnection {
+    _slot: OwnedSemaphorePermit,
+    metrics: Metrics,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.metrics.connection_closed();
+    }
+}
+
 impl Connections {
-    async fn accept(&self, accepted: std::io::Result<(tokio::net::TcpStream, SocketAddr)>) {
+    /// Waits for a free slot, then for a connection: at the limit, new
+    /// connections wait in the kernel's listen queue, where they cost us
+    /// nothing. Cancel-safe, as `select!` needs.
+    async fn next(
+        &self,
+        listener: &TcpListener,
+    ) -> (
+        OwnedSemaphorePermit,
+        std::io::Result<(tokio::net::TcpStream, SocketAddr)>,
+    ) {
+        let slot = match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                self.warn_limit_reached();
+                match self.slots.clone().acquire_owned().await {
+                    Ok(slot) => slot,
+                    // The semaphore is never closed.
+                    Err(_) => std::future::pending().await,
+                }
+            }
+        };
+        (slot, listener.accept().await)
+    }
+
+    fn warn_limit_reached(&self) {
+        let mut warned_at = self
+            .limit_warned_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if warned_at.is_none_or(|at| at.elapsed() >= LIMIT_WARNING_INTERVAL) {
+            *warned_at = Some(Instant::now());
+            tracing::warn!(
+                max_connections = self.max_connections,
+                "connection limit reached: new connections wait until one closes"
+            );
+        }
+    }
+
+    async fn accept(
+        &self,
+        slot: OwnedSemaphorePermit,
+        accepted: std::io::Result<(tokio::net::TcpStream, SocketAddr)>,
+    ) {
         let (tcp, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -291,6 +367,11 @@ impl Connections {
             }
         };
         let _ = tcp.set_nodelay(true);
+        self.metrics.connection_opened();
+        let open = OpenConnection {
+            _slot: slot,
+            metrics: self.metrics.clone(),
+        };
         let mut draining = self.drain.watcher();
         let acceptor = self.acceptor.clone();
         let builder = self.builder.clone();
@@ -298,6 +379,7 @@ impl Connections {
         let handshake_timeout = self.handshake_timeout;
         let first_request_grace = self.first_request_grace;
         tokio::spawn(async move {
+            let _open = open;
             let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
