@@ -8,6 +8,7 @@ the AdmissionReview fixtures on keep-alive connections:
 - saturation throughput, HTTP/2 and HTTP/1.1;
 - latency percentiles (p50, p99, p99.9) at a fixed rate of half our
   saturation rate, from h2load's per-request log;
+- the server's CPU time per request at that fixed rate (all its threads);
 - new-connection throughput (a full TLS handshake per request);
 - registry-rewriter's start-to-ready time, idle RSS and peak RSS.
 
@@ -92,6 +93,12 @@ def rss_kib(pid, field):
     return 0
 
 
+def cpu_seconds(pid):
+    """User and system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def h2load(port, fixture, args, log_file=None):
     cmd = ["h2load", f"https://127.0.0.1:{port}/mutate", "-d", str(fixture),
            "-H", "content-type: application/json", "-t", "1"] + args
@@ -119,10 +126,10 @@ def h2load(port, fixture, args, log_file=None):
     return result
 
 
-def measure(name, port, fixture, seconds, rate=None, pid=None):
+def measure(name, port, fixture, seconds, rate, pid, track_rss):
     """One round of every load shape against one server."""
     results = {}
-    if pid:
+    if track_rss:
         reset_peak_rss(pid)
     # Saturation: HTTP/2, 4 connections x 16 streams; HTTP/1.1, 32 connections.
     results["h2_saturation"] = h2load(port, fixture, ["-D", str(seconds), "-c", "4", "-m", "16", "--warm-up-time", "1"])
@@ -130,11 +137,15 @@ def measure(name, port, fixture, seconds, rate=None, pid=None):
     if rate:
         clients = 4
         with tempfile.NamedTemporaryFile(suffix=".log") as log:
-            results["h2_fixed_rate"] = h2load(
+            cpu_before = cpu_seconds(pid)
+            fixed = h2load(
                 port, fixture, ["-D", str(seconds), "-c", str(clients), "-m", "1", f"--rps={max(1, rate // clients)}"],
                 log_file=log.name)
-            results["h2_fixed_rate"]["target_rps"] = (rate // clients) * clients
-    if pid:
+            # What a review costs the node at a steady rate, all threads counted.
+            fixed["server_cpu_us_per_req"] = (cpu_seconds(pid) - cpu_before) * 1e6 / max(1, fixed["succeeded"])
+            fixed["target_rps"] = (rate // clients) * clients
+            results["h2_fixed_rate"] = fixed
+    if track_rss:
         results["peak_rss_keepalive_kib"] = rss_kib(pid, "VmHWM")
         reset_peak_rss(pid)
     # New connections: one request per connection, a full handshake each.
@@ -142,7 +153,7 @@ def measure(name, port, fixture, seconds, rate=None, pid=None):
     handshakes = h2load(port, fixture, ["--h1", "-n", "1000", "-c", "1000"])
     handshakes["conn_per_s"] = 1000 / (time.monotonic() - started)
     results["new_connections"] = handshakes
-    if pid:
+    if track_rss:
         results["peak_rss_1000_connections_kib"] = rss_kib(pid, "VmHWM")
     for shape, r in results.items():
         if not isinstance(r, dict):
@@ -218,8 +229,9 @@ def main():
             order = [("floor", FLOOR_PORT), ("registry-rewriter", TLS_PORT)]
             for name, port in order if i % 2 == 0 else order[::-1]:
                 print(f"round {i + 1}/{args.repeat}: {name} (fixed rate {rate} req/s)", file=sys.stderr)
-                pid = ours.pid if name == "registry-rewriter" else None
-                rounds[name].append(measure(name, port, fixture, args.seconds, rate, pid))
+                is_ours = name == "registry-rewriter"
+                pid = ours.pid if is_ours else floor.pid
+                rounds[name].append(measure(name, port, fixture, args.seconds, rate, pid, track_rss=is_ours))
         # The first round runs before any burst of new connections; later
         # rounds start from what the allocator kept after the last burst.
         peak_kib = rounds["registry-rewriter"][0]["peak_rss_keepalive_kib"]
@@ -257,6 +269,7 @@ def main():
     row("fixed rate: p50", "h2_fixed_rate", "p50_ms", unit=" ms", fmt="{:.3f}")
     row("fixed rate: p99", "h2_fixed_rate", "p99_ms", unit=" ms", fmt="{:.3f}")
     row("fixed rate: p99.9", "h2_fixed_rate", "p999_ms", unit=" ms", fmt="{:.3f}")
+    row("fixed rate: server CPU per request", "h2_fixed_rate", "server_cpu_us_per_req", unit=" µs", fmt="{:.1f}")
     row("new connections (TLS handshake each)", "new_connections", "conn_per_s", unit=" conn/s")
     print(f"\nregistry-rewriter: start to ready {ready_ms:.1f} ms, idle RSS {idle_kib / 1024:.1f} MiB, "
           f"peak RSS under keep-alive load {peak_kib / 1024:.1f} MiB, "
