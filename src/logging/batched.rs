@@ -72,6 +72,14 @@ struct Limits {
     pending_bytes_max: usize,
 }
 
+impl Limits {
+    /// Room for a full batch and the lines that arrive while the writer
+    /// wakes up, so that the buffers are not reallocated in steady state.
+    fn buffer_capacity(self) -> usize {
+        self.batch_bytes * 2
+    }
+}
+
 /// Starts the writer thread for `sink`.
 pub fn spawn(sink: impl Write + Send + 'static) -> io::Result<(BatchedWriter, FlushGuard)> {
     spawn_with(
@@ -108,7 +116,7 @@ fn spawn_with(sink: Sink, limits: Limits) -> io::Result<(BatchedWriter, FlushGua
 /// The writer thread: waits for a line, lets the batch gather, writes it.
 fn write_batches(shared: &Shared) {
     let limits = shared.limits;
-    let mut batch = Vec::with_capacity(limits.batch_bytes);
+    let mut batch = Vec::with_capacity(limits.buffer_capacity());
     loop {
         let pending = shared.lock_pending();
         let pending = shared
@@ -131,7 +139,7 @@ fn write_batches(shared: &Shared) {
         drop(sink);
         batch.clear();
         // A burst should not keep its memory for good.
-        batch.shrink_to(limits.batch_bytes);
+        batch.shrink_to(limits.buffer_capacity());
         if stopping {
             return;
         }
@@ -162,7 +170,7 @@ impl Shared {
     fn new(sink: Sink, limits: Limits) -> Self {
         Shared {
             pending: Mutex::new(Pending {
-                bytes: Vec::with_capacity(limits.batch_bytes),
+                bytes: Vec::with_capacity(limits.buffer_capacity()),
                 stopping: false,
                 writer_gone: false,
                 waits_for_room: 0,
