@@ -311,6 +311,17 @@ mod tests {
         }
     }
 
+    fn started(interval: Duration) -> (TestSink, BatchedWriter, FlushGuard) {
+        let sink = TestSink::default();
+        let (writer, guard) = spawn_with(Box::new(sink.clone()), limits(interval)).expect("spawn");
+        (sink, writer, guard)
+    }
+
+    /// `line 000\n` to `line {count-1}\n`: 9 bytes each.
+    fn numbered_lines(count: usize) -> impl Iterator<Item = String> {
+        (0..count).map(|n| format!("line {n:03}\n"))
+    }
+
     fn log(writer: &BatchedWriter, line: &str) {
         writer
             .make_writer()
@@ -329,9 +340,7 @@ mod tests {
 
     #[test]
     fn lines_from_many_threads_arrive_whole_and_in_order() {
-        let sink = TestSink::default();
-        let (writer, guard) =
-            spawn_with(Box::new(sink.clone()), limits(Duration::from_secs(3600))).expect("spawn");
+        let (sink, writer, guard) = started(Duration::from_secs(3600));
         std::thread::scope(|scope| {
             for thread in 0..4 {
                 let writer = writer.clone();
@@ -358,18 +367,14 @@ mod tests {
 
     #[test]
     fn a_lone_line_is_written_after_the_interval_without_shutdown() {
-        let sink = TestSink::default();
-        let (writer, _guard) =
-            spawn_with(Box::new(sink.clone()), limits(Duration::from_millis(5))).expect("spawn");
+        let (sink, writer, _guard) = started(Duration::from_millis(5));
         log(&writer, "ready\n");
         eventually("the line reaches the sink", || sink.text() == "ready\n");
     }
 
     #[test]
     fn a_full_batch_is_written_before_the_interval() {
-        let sink = TestSink::default();
-        let (writer, _guard) =
-            spawn_with(Box::new(sink.clone()), limits(Duration::from_secs(3600))).expect("spawn");
+        let (sink, writer, _guard) = started(Duration::from_secs(3600));
         let line = format!("{}\n", "x".repeat(299));
         log(&writer, &line);
         eventually("the full batch reaches the sink", || sink.text() == line);
@@ -377,10 +382,8 @@ mod tests {
 
     #[test]
     fn a_stalled_sink_makes_loggers_wait_and_loses_nothing() {
-        let sink = TestSink::default();
+        let (sink, writer, guard) = started(Duration::from_millis(1));
         sink.set_open(false);
-        let (writer, guard) =
-            spawn_with(Box::new(sink.clone()), limits(Duration::from_millis(1))).expect("spawn");
         log(&writer, "first\n");
         eventually("the writer is stuck in the sink", || {
             sink.writes_begun.load(std::sync::atomic::Ordering::SeqCst) > 0
@@ -388,8 +391,8 @@ mod tests {
         let shared = Arc::clone(&writer.shared);
         // 1,800 bytes: more than the buffer holds while the sink is stuck.
         let logger = std::thread::spawn(move || {
-            for n in 0..200 {
-                log(&writer, &format!("line {n:03}\n"));
+            for line in numbered_lines(200) {
+                log(&writer, &line);
             }
         });
         eventually("a logger waits for room", || {
@@ -404,7 +407,7 @@ mod tests {
         sink.set_open(true);
         logger.join().expect("logger");
         drop(guard);
-        let expected: String = (0..200).map(|n| format!("line {n:03}\n")).collect();
+        let expected: String = numbered_lines(200).collect();
         assert_eq!(sink.text(), format!("first\n{expected}"));
     }
 
@@ -446,21 +449,19 @@ mod tests {
         });
         // More than the buffer holds, with nobody left to empty it.
         let logger = std::thread::spawn(move || {
-            for n in 0..200 {
-                log(&writer, &format!("line {n:03}\n"));
+            for line in numbered_lines(200) {
+                log(&writer, &line);
             }
         });
         eventually("the logger finishes", || logger.is_finished());
         drop(guard);
-        let expected: String = (0..200).map(|n| format!("line {n:03}\n")).collect();
+        let expected: String = numbered_lines(200).collect();
         assert_eq!(sink.text(), expected);
     }
 
     #[test]
     fn after_shutdown_lines_are_written_directly() {
-        let sink = TestSink::default();
-        let (writer, guard) =
-            spawn_with(Box::new(sink.clone()), limits(Duration::from_secs(3600))).expect("spawn");
+        let (sink, writer, guard) = started(Duration::from_secs(3600));
         log(&writer, "before\n");
         drop(guard);
         log(&writer, "after\n");
