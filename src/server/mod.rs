@@ -301,10 +301,21 @@ async fn drain_requested(draining: &mut tokio::sync::watch::Receiver<bool>) {
 /// How often reaching the connection limit is logged, at most.
 const LIMIT_WARNING_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Held by a connection's task: frees its slot and counts it closed.
+/// Held by a connection's task: counted open while it lives, and its slot
+/// freed and the count lowered when it ends.
 struct OpenConnection {
     _slot: OwnedSemaphorePermit,
     metrics: Metrics,
+}
+
+impl OpenConnection {
+    fn new(slot: OwnedSemaphorePermit, metrics: &Metrics) -> Self {
+        metrics.connection_opened();
+        OpenConnection {
+            _slot: slot,
+            metrics: metrics.clone(),
+        }
+    }
 }
 
 impl Drop for OpenConnection {
@@ -367,11 +378,7 @@ impl Connections {
             }
         };
         let _ = tcp.set_nodelay(true);
-        self.metrics.connection_opened();
-        let open = OpenConnection {
-            _slot: slot,
-            metrics: self.metrics.clone(),
-        };
+        let open = OpenConnection::new(slot, &self.metrics);
         let mut draining = self.drain.watcher();
         let acceptor = self.acceptor.clone();
         let builder = self.builder.clone();
