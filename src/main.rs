@@ -13,7 +13,8 @@ use registry_rewriter::logging::{self, LogFormat};
 use registry_rewriter::preview;
 use registry_rewriter::server::tls::CertFiles;
 use registry_rewriter::server::{
-    ServeOptions, Server, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, MUTATE_PATH,
+    ServeOptions, Server, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT_HANDSHAKES,
+    DEFAULT_MAX_CONNECTIONS, MUTATE_PATH,
 };
 
 /// Where `serve` keeps development certificates when no TLS files are given.
@@ -92,6 +93,9 @@ struct ServeArgs {
     /// Open webhook connections at most; more wait in the listen queue until one closes.
     #[arg(long, env = "REGISTRY_REWRITER_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS as u32, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
+    /// TLS handshakes in progress at most; more wait their turn (idle connections do not take one).
+    #[arg(long, env = "REGISTRY_REWRITER_MAX_CONCURRENT_HANDSHAKES", default_value_t = DEFAULT_MAX_CONCURRENT_HANDSHAKES as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    max_concurrent_handshakes: u32,
     /// Time allowed for a whole request; keep it below the webhook's timeoutSeconds.
     #[arg(long, env = "REGISTRY_REWRITER_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "4s")]
     request_timeout: Duration,
@@ -227,6 +231,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     options.client_ca = args.client_ca;
     options.max_body_bytes = args.max_body_bytes;
     options.max_connections = args.max_connections as usize;
+    options.max_concurrent_handshakes = args.max_concurrent_handshakes as usize;
     options.request_timeout = args.request_timeout;
     options.header_read_timeout = args.header_read_timeout;
     options.tls_handshake_timeout = args.tls_handshake_timeout;

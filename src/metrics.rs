@@ -50,6 +50,7 @@ struct Inner {
     certificate_expiry: Gauge,
     certificate_reloads: Family<ResultLabels, Counter>,
     open_connections: Gauge,
+    handshakes_in_progress: Gauge,
 }
 
 impl Default for Metrics {
@@ -98,6 +99,12 @@ impl Metrics {
             "Webhook connections open, TLS handshakes included",
             open_connections.clone(),
         );
+        let handshakes_in_progress = Gauge::default();
+        registry.register(
+            "tls_handshakes_in_progress",
+            "TLS handshakes in progress on the webhook port",
+            handshakes_in_progress.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -107,6 +114,7 @@ impl Metrics {
                 certificate_expiry,
                 certificate_reloads,
                 open_connections,
+                handshakes_in_progress,
             }),
         }
     }
@@ -164,11 +172,27 @@ impl Metrics {
         self.inner.open_connections.dec();
     }
 
+    /// Counts a handshake in progress until the guard is dropped.
+    pub fn handshake_started(&self) -> InProgress {
+        self.inner.handshakes_in_progress.inc();
+        InProgress(self.inner.handshakes_in_progress.clone())
+    }
+
     /// The registry in the OpenMetrics text format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.inner.registry);
         out
+    }
+}
+
+/// Lowers its gauge when dropped.
+#[must_use]
+pub struct InProgress(Gauge);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

@@ -306,14 +306,89 @@ async fn connections_beyond_the_limit_wait_for_one_to_close() {
     let again = second.post(body).await.expect("still served");
     assert_eq!(again.status, StatusCode::OK);
     // The closed ones are counted out: only the second stays open.
+    wait_for_metric(&server, "registry_rewriter_open_connections ", 1.0).await;
+}
+
+/// Waits until a gauge reads `value`.
+async fn wait_for_metric(server: &support::TestServer, line_prefix: &str, value: f64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while server.metric("registry_rewriter_open_connections ").await != 1.0 {
+    while server.metric(line_prefix).await != value {
         assert!(
             std::time::Instant::now() < deadline,
-            "closed connections leave the gauge"
+            "{line_prefix} never reached {value}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test]
+async fn handshakes_beyond_the_limit_wait_their_turn() {
+    let server = start_with(|options| {
+        options.max_concurrent_handshakes = 1;
+        options.tls_handshake_timeout = Duration::from_secs(600);
+    })
+    .await;
+    let client = server.client();
+    let body = Bytes::from(fixture_bytes("pod-create-no-match.json"));
+    // The start of a TLS record header, and then nothing: this client
+    // holds the only turn.
+    let mut stalled = TcpStream::connect(server.addr).await.expect("connect");
+    stalled.write_all(&[0x16, 0x03, 0x01]).await.expect("write");
+    wait_for_metric(
+        &server,
+        "registry_rewriter_tls_handshakes_in_progress ",
+        1.0,
+    )
+    .await;
+
+    let mut waiting = tokio::spawn({
+        let (client, body) = (client.clone(), body.clone());
+        async move { client.post(body).await.status }
+    });
+    // A server that keeps its limit never answers here, so the bound on
+    // the wait cannot make this fail.
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut waiting).await;
+    assert!(early.is_err(), "the second handshake waits for its turn");
+
+    drop(stalled);
+    assert_eq!(waiting.await.expect("task"), StatusCode::OK);
+    wait_for_metric(
+        &server,
+        "registry_rewriter_tls_handshakes_in_progress ",
+        0.0,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn idle_connections_take_no_handshake_turn() {
+    let server = start_with(|options| {
+        options.max_concurrent_handshakes = 1;
+        options.tls_handshake_timeout = Duration::from_secs(600);
+    })
+    .await;
+    let idle: Vec<TcpStream> = open_idle(3, server.addr).await;
+    wait_for_metric(&server, "registry_rewriter_open_connections ", 3.0).await;
+    // Were the idle ones holding the turn, this would wait ten minutes.
+    let served = tokio::time::timeout(
+        Duration::from_secs(60),
+        server
+            .client()
+            .post(fixture_bytes("pod-create-no-match.json")),
+    )
+    .await
+    .expect("served while idle connections are open");
+    assert_eq!(served.status, StatusCode::OK);
+    drop(idle);
+}
+
+/// Plain TCP connections that never send a byte.
+async fn open_idle(count: usize, addr: std::net::SocketAddr) -> Vec<TcpStream> {
+    let mut streams = Vec::with_capacity(count);
+    for _ in 0..count {
+        streams.push(TcpStream::connect(addr).await.expect("connect"));
+    }
+    streams
 }
 
 /// The certificate a new handshake gets. A fresh client each time: a
