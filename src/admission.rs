@@ -1,10 +1,10 @@
 //! AdmissionReview v1 in, AdmissionReview v1 out, around the pure engine.
 //!
 //! Only the fields we use are read, borrowing from the request body; the
-//! object is handed to the engine as raw JSON. The response is written with
-//! our own small types because the API contract wants `patch` as a base64
-//! string, which kube-core's `AdmissionResponse` does not produce (it
-//! serialises the bytes as an array of numbers).
+//! object is handed to the engine as raw JSON. The response is written by
+//! hand (`json_text`): the API contract wants `patch` as a base64 string,
+//! which kube-core's `AdmissionResponse` does not produce (it serialises
+//! the bytes as an array of numbers).
 //!
 //! What is mutated, and why only that:
 //! - CREATE of an enabled kind: the whole pod spec.
@@ -17,7 +17,7 @@
 use base64::Engine as _;
 use kube::core::admission::Operation;
 use std::borrow::Cow;
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
@@ -26,6 +26,7 @@ use serde_json::value::RawValue;
 use crate::config::Config;
 use crate::engine::view::{parse_seed, JsonStr, ObjectSeed};
 use crate::engine::{self, ChangeKind, ObjectParts, Scope, Workload};
+use crate::json_text;
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 pub const REVIEW_KIND: &str = "AdmissionReview";
@@ -399,8 +400,8 @@ fn respond<'a>(
     summary: Summary<'a>,
 ) -> Reviewed<'a> {
     let patch_json = patch.map(|patch| {
-        let mut json = Vec::with_capacity(512);
-        write_json(&mut json, patch);
+        let mut json = String::with_capacity(512);
+        json_text::write_patch(&mut json, patch);
         json
     });
     let patch_len = patch_json
@@ -410,48 +411,33 @@ fn respond<'a>(
         .iter()
         .map(|w| WARNING_PREFIX.len() + w.len() + 4)
         .sum();
-    let mut body = Vec::with_capacity(128 + uid.len() + patch_len + warnings_len);
-    body.extend_from_slice(
-        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#,
+    // Writing to a String cannot fail, so the results are ignored.
+    let mut body = String::with_capacity(128 + uid.len() + patch_len + warnings_len);
+    body.push_str(
+        r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#,
     );
-    write_json(&mut body, uid);
-    body.extend_from_slice(br#","allowed":true"#);
+    let _ = json_text::write_str(&mut body, uid);
+    body.push_str(r#","allowed":true"#);
     if let Some(json) = patch_json {
-        body.extend_from_slice(br#","patchType":"JSONPatch","patch":""#);
-        let start = body.len();
-        let encoded =
-            base64::encoded_len(json.len(), true).expect("a patch is far below usize::MAX");
-        body.resize(start + encoded, 0);
-        base64::engine::general_purpose::STANDARD
-            .encode_slice(&json, &mut body[start..])
-            .expect("the buffer has the encoded length");
-        body.push(b'"');
+        body.push_str(r#","patchType":"JSONPatch","patch":""#);
+        base64::engine::general_purpose::STANDARD.encode_string(json, &mut body);
+        body.push('"');
     }
     if !warnings.is_empty() {
-        body.extend_from_slice(br#","warnings":"#);
-        write_json(&mut body, &Warnings(warnings));
+        body.push_str(r#","warnings":["#);
+        for (i, line) in warnings.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push('"');
+            let _ = write!(json_text::Escaped(&mut body), "{WARNING_PREFIX}{line}");
+            body.push('"');
+        }
+        body.push(']');
     }
-    body.extend_from_slice(b"}}");
-    Reviewed { body, summary }
-}
-
-fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    serde_json::to_writer(out, value).expect("strings always serialise into a Vec");
-}
-
-/// The warnings array: each line with our prefix, escaped as it is written.
-struct Warnings<'a>(&'a [&'a str]);
-
-impl serde::Serialize for Warnings<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(|line| Prefixed(line)))
-    }
-}
-
-struct Prefixed<'a>(&'a str);
-
-impl serde::Serialize for Prefixed<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&format_args!("{WARNING_PREFIX}{}", self.0))
+    body.push_str("}}");
+    Reviewed {
+        body: body.into_bytes(),
+        summary,
     }
 }

@@ -35,6 +35,7 @@ pub mod admission;
 pub mod certs;
 pub mod config;
 pub mod engine;
+mod json_text;
 pub mod logging;
 pub mod metrics;
 pub mod preview;

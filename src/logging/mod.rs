@@ -12,6 +12,7 @@
 use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
 
+use crate::json_text::{self, Escaped};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -80,12 +81,12 @@ where
                 if i > 0 {
                     writer.write_char(',')?;
                 }
-                write_json_str(&mut writer, span.name())?;
+                json_text::write_str(&mut writer, span.name())?;
             }
             writer.write_char(']')?;
         }
         writer.write_str(",\"target\":")?;
-        write_json_str(&mut writer, metadata.target())?;
+        json_text::write_str(&mut writer, metadata.target())?;
         writer.write_str("}\n")
     }
 }
@@ -103,7 +104,7 @@ impl JsonFields<'_, '_> {
         }
         self.result = (|| {
             self.out.write_str(",\"")?;
-            JsonEscaped(&mut *self.out).write_str(field.name())?;
+            Escaped(&mut *self.out).write_str(field.name())?;
             self.out.write_str("\":")?;
             value(self.out)
         })();
@@ -119,7 +120,7 @@ impl JsonFields<'_, '_> {
     fn quoted(&mut self, field: &Field, text: fmt::Arguments<'_>) {
         self.field(field, |out| {
             out.write_char('"')?;
-            JsonEscaped(&mut *out).write_fmt(text)?;
+            Escaped(&mut *out).write_fmt(text)?;
             out.write_char('"')
         });
     }
@@ -127,7 +128,7 @@ impl JsonFields<'_, '_> {
 
 impl Visit for JsonFields<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.field(field, |out| write_json_str(out, value));
+        self.field(field, |out| json_text::write_str(out, value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -171,12 +172,6 @@ impl Visit for JsonFields<'_, '_> {
     }
 }
 
-fn write_json_str(out: &mut impl fmt::Write, value: &str) -> fmt::Result {
-    out.write_char('"')?;
-    JsonEscaped(out).write_str(value)?;
-    out.write_char('"')
-}
-
 /// `2026-11-24T06:42:01.693427Z`: RFC 3339 in UTC with microseconds, as
 /// tracing-subscriber writes its timestamps.
 fn write_rfc3339_micros(out: &mut impl fmt::Write, at: time::OffsetDateTime) -> fmt::Result {
@@ -195,41 +190,6 @@ fn write_rfc3339_micros(out: &mut impl fmt::Write, at: time::OffsetDateTime) -> 
     put(17, 2, at.second().into());
     put(20, 6, at.microsecond());
     out.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
-}
-
-/// Escapes what it is given for the inside of a JSON string: quotes,
-/// backslashes and control characters (RFC 8259, section 7).
-struct JsonEscaped<'a, W: ?Sized>(&'a mut W);
-
-impl<W: fmt::Write + ?Sized> fmt::Write for JsonEscaped<'_, W> {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        // Nearly every value needs no escaping; a check without an early
-        // exit is cheap enough to find out first.
-        let needs_escaping = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
-        if !text.bytes().fold(false, |any, b| any | needs_escaping(b)) {
-            return self.0.write_str(text);
-        }
-        let mut plain_from = 0;
-        for (i, byte) in text.bytes().enumerate() {
-            let short = match byte {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0x00..=0x1f => "",
-                _ => continue,
-            };
-            self.0.write_str(&text[plain_from..i])?;
-            if short.is_empty() {
-                write!(self.0, "\\u{byte:04x}")?;
-            } else {
-                self.0.write_str(short)?;
-            }
-            plain_from = i + 1;
-        }
-        self.0.write_str(&text[plain_from..])
-    }
 }
 
 #[cfg(test)]
