@@ -43,7 +43,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
 /// A TLS handshake is CPU work and the part of a connection's life that
 /// holds the most memory. Beyond a few per core, more at once only add
-/// memory: a burst of 1,000 new connections peaks at about 15 MiB with 32,
+/// memory: a burst of 1,000 new connections peaks at about 17 MiB with 32,
 /// and at about 40 MiB with no limit, served at the same rate.
 pub const DEFAULT_MAX_CONCURRENT_HANDSHAKES: usize = 32;
 pub const MUTATE_PATH: &str = "/mutate";
