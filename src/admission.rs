@@ -411,12 +411,11 @@ fn respond<'a>(
         .iter()
         .map(|w| WARNING_PREFIX.len() + w.len() + 4)
         .sum();
-    // Writing to a String cannot fail, so the results are ignored.
     let mut body = String::with_capacity(128 + uid.len() + patch_len + warnings_len);
     body.push_str(
         r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#,
     );
-    let _ = json_text::write_str(&mut body, uid);
+    json_text::push_str(&mut body, uid);
     body.push_str(r#","allowed":true"#);
     if let Some(json) = patch_json {
         body.push_str(r#","patchType":"JSONPatch","patch":""#);
@@ -430,6 +429,7 @@ fn respond<'a>(
                 body.push(',');
             }
             body.push('"');
+            // Writing to a String cannot fail.
             let _ = write!(json_text::Escaped(&mut body), "{WARNING_PREFIX}{line}");
             body.push('"');
         }

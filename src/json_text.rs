@@ -119,8 +119,8 @@ fn write_value(out: &mut String, value: &Value) {
     }
 }
 
-/// Writing to a `String` cannot fail.
-fn push_str(out: &mut String, value: &str) {
+/// `write_str` into a `String`, which cannot fail.
+pub fn push_str(out: &mut String, value: &str) {
     let _ = write_str(out, value);
 }
 

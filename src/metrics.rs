@@ -164,18 +164,14 @@ impl Metrics {
             .inc();
     }
 
-    pub fn connection_opened(&self) {
-        self.inner.open_connections.inc();
-    }
-
-    pub fn connection_closed(&self) {
-        self.inner.open_connections.dec();
+    /// Counts a connection open until the guard is dropped.
+    pub fn connection_opened(&self) -> InProgress {
+        InProgress::counted(&self.inner.open_connections)
     }
 
     /// Counts a handshake in progress until the guard is dropped.
     pub fn handshake_started(&self) -> InProgress {
-        self.inner.handshakes_in_progress.inc();
-        InProgress(self.inner.handshakes_in_progress.clone())
+        InProgress::counted(&self.inner.handshakes_in_progress)
     }
 
     /// The registry in the OpenMetrics text format.
@@ -187,9 +183,16 @@ impl Metrics {
     }
 }
 
-/// Lowers its gauge when dropped.
+/// Raises its gauge while it lives, and lowers it when dropped.
 #[must_use]
 pub struct InProgress(Gauge);
+
+impl InProgress {
+    fn counted(gauge: &Gauge) -> Self {
+        gauge.inc();
+        InProgress(gauge.clone())
+    }
+}
 
 impl Drop for InProgress {
     fn drop(&mut self) {

@@ -292,14 +292,7 @@ async fn connections_beyond_the_limit_wait_for_one_to_close() {
 
     // The kernel completes the TCP handshake; the server does not take
     // the connection up while both slots are held.
-    let mut third = tokio::spawn({
-        let (client, body) = (client.clone(), body.clone());
-        async move { client.post(body).await.status }
-    });
-    // A server that keeps its limit never answers here, so the bound on
-    // the wait cannot make this fail.
-    let early = tokio::time::timeout(Duration::from_millis(300), &mut third).await;
-    assert!(early.is_err(), "the third connection waits for a free slot");
+    let third = post_that_waits(&client, &body, "the third connection waits for a free slot").await;
 
     drop(first);
     assert_eq!(third.await.expect("task"), StatusCode::OK);
@@ -307,6 +300,24 @@ async fn connections_beyond_the_limit_wait_for_one_to_close() {
     assert_eq!(again.status, StatusCode::OK);
     // The closed ones are counted out: only the second stays open.
     wait_for_metric(&server, "registry_rewriter_open_connections ", 1.0).await;
+}
+
+/// Posts `body` on a new connection, checks that no answer comes for a
+/// while, and hands back the request still in flight. A server that keeps
+/// its limit never answers here, so the bound on the wait cannot make this
+/// fail.
+async fn post_that_waits(
+    client: &TlsClient,
+    body: &Bytes,
+    what: &str,
+) -> tokio::task::JoinHandle<StatusCode> {
+    let mut pending = tokio::spawn({
+        let (client, body) = (client.clone(), body.clone());
+        async move { client.post(body).await.status }
+    });
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut pending).await;
+    assert!(early.is_err(), "{what}");
+    pending
 }
 
 /// Waits until a gauge reads `value`.
@@ -341,14 +352,7 @@ async fn handshakes_beyond_the_limit_wait_their_turn() {
     )
     .await;
 
-    let mut waiting = tokio::spawn({
-        let (client, body) = (client.clone(), body.clone());
-        async move { client.post(body).await.status }
-    });
-    // A server that keeps its limit never answers here, so the bound on
-    // the wait cannot make this fail.
-    let early = tokio::time::timeout(Duration::from_millis(300), &mut waiting).await;
-    assert!(early.is_err(), "the second handshake waits for its turn");
+    let waiting = post_that_waits(&client, &body, "the second handshake waits for its turn").await;
 
     drop(stalled);
     assert_eq!(waiting.await.expect("task"), StatusCode::OK);

@@ -31,7 +31,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::admission;
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{InProgress, Metrics};
 use tls::{CertFiles, CertReloader, TlsError};
 
 /// The API server's own request body limit.
@@ -318,23 +318,7 @@ const LIMIT_WARNING_INTERVAL: Duration = Duration::from_secs(60);
 /// freed and the count lowered when it ends.
 struct OpenConnection {
     _slot: OwnedSemaphorePermit,
-    metrics: Metrics,
-}
-
-impl OpenConnection {
-    fn new(slot: OwnedSemaphorePermit, metrics: &Metrics) -> Self {
-        metrics.connection_opened();
-        OpenConnection {
-            _slot: slot,
-            metrics: metrics.clone(),
-        }
-    }
-}
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.metrics.connection_closed();
-    }
+    _counted: InProgress,
 }
 
 /// TLS handshakes, a bounded number at a time.
@@ -434,7 +418,10 @@ impl Connections {
             }
         };
         let _ = tcp.set_nodelay(true);
-        let open = OpenConnection::new(slot, &self.metrics);
+        let open = OpenConnection {
+            _slot: slot,
+            _counted: self.metrics.connection_opened(),
+        };
         let mut draining = self.drain.watcher();
         let handshakes = self.handshakes.clone();
         let builder = self.builder.clone();
