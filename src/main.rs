@@ -12,10 +12,7 @@ use registry_rewriter::config::Config;
 use registry_rewriter::logging::{self, LogFormat};
 use registry_rewriter::preview;
 use registry_rewriter::server::tls::CertFiles;
-use registry_rewriter::server::{
-    ServeOptions, Server, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT_HANDSHAKES,
-    DEFAULT_MAX_CONNECTIONS, MUTATE_PATH,
-};
+use registry_rewriter::server::{self, ServeOptions, Server, MUTATE_PATH};
 
 /// Where `serve` keeps development certificates when no TLS files are given.
 const DEVELOPMENT_CERTS_DIR: &str = "certs";
@@ -88,32 +85,32 @@ struct ServeArgs {
     #[arg(long, env = "REGISTRY_REWRITER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     /// Largest AdmissionReview accepted, in bytes (the API server's own limit by default).
-    #[arg(long, env = "REGISTRY_REWRITER_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    #[arg(long, env = "REGISTRY_REWRITER_MAX_BODY_BYTES", default_value_t = server::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
     /// Open webhook connections at most; more wait in the listen queue until one closes.
-    #[arg(long, env = "REGISTRY_REWRITER_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "REGISTRY_REWRITER_MAX_CONNECTIONS", default_value_t = server::DEFAULT_MAX_CONNECTIONS as u32, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
     /// TLS handshakes in progress at most; more wait their turn (idle connections do not take one).
-    #[arg(long, env = "REGISTRY_REWRITER_MAX_CONCURRENT_HANDSHAKES", default_value_t = DEFAULT_MAX_CONCURRENT_HANDSHAKES as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "REGISTRY_REWRITER_MAX_CONCURRENT_HANDSHAKES", default_value_t = server::DEFAULT_MAX_CONCURRENT_HANDSHAKES as u32, value_parser = clap::value_parser!(u32).range(1..))]
     max_concurrent_handshakes: u32,
     /// Time allowed for a whole request; keep it below the webhook's timeoutSeconds.
-    #[arg(long, env = "REGISTRY_REWRITER_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "4s")]
-    request_timeout: Duration,
+    #[arg(long, env = "REGISTRY_REWRITER_REQUEST_TIMEOUT", default_value_t = Wait(server::DEFAULT_REQUEST_TIMEOUT))]
+    request_timeout: Wait,
     /// Time allowed to send the request headers.
-    #[arg(long, env = "REGISTRY_REWRITER_HEADER_READ_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
-    header_read_timeout: Duration,
+    #[arg(long, env = "REGISTRY_REWRITER_HEADER_READ_TIMEOUT", default_value_t = Wait(server::DEFAULT_HEADER_READ_TIMEOUT))]
+    header_read_timeout: Wait,
     /// Time allowed for the TLS handshake.
-    #[arg(long, env = "REGISTRY_REWRITER_TLS_HANDSHAKE_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
-    tls_handshake_timeout: Duration,
+    #[arg(long, env = "REGISTRY_REWRITER_TLS_HANDSHAKE_TIMEOUT", default_value_t = Wait(server::DEFAULT_TLS_HANDSHAKE_TIMEOUT))]
+    tls_handshake_timeout: Wait,
     /// After SIGTERM, time spent not-ready but still accepting, while endpoints update.
-    #[arg(long, env = "REGISTRY_REWRITER_SHUTDOWN_DELAY", value_parser = parse_duration, default_value = "5s")]
-    shutdown_delay: Duration,
+    #[arg(long, env = "REGISTRY_REWRITER_SHUTDOWN_DELAY", default_value_t = Wait(server::DEFAULT_SHUTDOWN_DELAY))]
+    shutdown_delay: Wait,
     /// After that, time allowed for open connections to finish.
-    #[arg(long, env = "REGISTRY_REWRITER_SHUTDOWN_GRACE_PERIOD", value_parser = parse_duration, default_value = "20s")]
-    shutdown_grace_period: Duration,
+    #[arg(long, env = "REGISTRY_REWRITER_SHUTDOWN_GRACE_PERIOD", default_value_t = Wait(server::DEFAULT_SHUTDOWN_GRACE_PERIOD))]
+    shutdown_grace_period: Wait,
     /// How often the certificate files are checked for rotation.
-    #[arg(long, env = "REGISTRY_REWRITER_CERT_RELOAD_INTERVAL", value_parser = parse_duration, default_value = "10s")]
-    cert_reload_interval: Duration,
+    #[arg(long, env = "REGISTRY_REWRITER_CERT_RELOAD_INTERVAL", default_value_t = Wait(server::DEFAULT_CERT_RELOAD_INTERVAL))]
+    cert_reload_interval: Wait,
 }
 
 #[derive(Args, Debug)]
@@ -177,21 +174,39 @@ enum ConfigOutput {
     Json,
 }
 
-/// `500ms`, `10s`, `2m`; a bare number is seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 10s or 2m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(number)),
-        "" | "s" => Ok(Duration::from_secs(number)),
-        "m" => Ok(Duration::from_secs(number * 60)),
-        _ => Err(format!("{text:?}: unknown unit {unit:?}; use ms, s or m")),
+/// A duration flag: `500ms`, `10s`, `2m`; a bare number is seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Wait(Duration);
+
+impl std::str::FromStr for Wait {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("{text:?} is not a duration like 500ms, 10s or 2m"))?;
+        match unit {
+            "ms" => Ok(Wait(Duration::from_millis(number))),
+            "" | "s" => Ok(Wait(Duration::from_secs(number))),
+            "m" => Ok(Wait(Duration::from_secs(number * 60))),
+            _ => Err(format!("{text:?}: unknown unit {unit:?}; use ms, s or m")),
+        }
+    }
+}
+
+/// Written back the way it is read, for `--help`'s defaults.
+impl std::fmt::Display for Wait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.0.subsec_millis(), self.0.as_secs()) {
+            (0, seconds) if seconds > 0 && seconds % 60 == 0 => write!(f, "{}m", seconds / 60),
+            (0, seconds) => write!(f, "{seconds}s"),
+            _ => write!(f, "{}ms", self.0.as_millis()),
+        }
     }
 }
 
@@ -232,12 +247,12 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     options.max_body_bytes = args.max_body_bytes;
     options.max_connections = args.max_connections as usize;
     options.max_concurrent_handshakes = args.max_concurrent_handshakes as usize;
-    options.request_timeout = args.request_timeout;
-    options.header_read_timeout = args.header_read_timeout;
-    options.tls_handshake_timeout = args.tls_handshake_timeout;
-    options.shutdown_delay = args.shutdown_delay;
-    options.shutdown_grace_period = args.shutdown_grace_period;
-    options.cert_reload_interval = args.cert_reload_interval;
+    options.request_timeout = args.request_timeout.0;
+    options.header_read_timeout = args.header_read_timeout.0;
+    options.tls_handshake_timeout = args.tls_handshake_timeout.0;
+    options.shutdown_delay = args.shutdown_delay.0;
+    options.shutdown_grace_period = args.shutdown_grace_period.0;
+    options.cert_reload_interval = args.cert_reload_interval.0;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -412,6 +427,10 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    fn parse_duration(text: &str) -> Result<Duration, String> {
+        text.parse::<Wait>().map(|wait| wait.0)
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
@@ -420,5 +439,12 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("1h").is_err());
         assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn durations_are_shown_as_they_are_read() {
+        for text in ["500ms", "4s", "0s", "2m", "90s"] {
+            assert_eq!(text.parse::<Wait>().unwrap().to_string(), text);
+        }
     }
 }

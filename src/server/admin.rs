@@ -8,6 +8,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use super::AppState;
 use crate::metrics;
@@ -18,6 +21,32 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// The admin server running on its own task.
+pub(super) struct Running {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+pub(super) fn spawn(listener: TcpListener, state: Arc<AppState>) -> Running {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = axum::serve(listener, router(state)).with_graceful_shutdown(async {
+        let _ = stopped.await;
+    });
+    let task = tokio::spawn(async move {
+        if let Err(e) = serving.await {
+            tracing::error!(error = %e, "admin server failed");
+        }
+    });
+    Running { stop, task }
+}
+
+impl Running {
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
 }
 
 /// Ready once the webhook listener is bound and the config loaded; not
