@@ -17,15 +17,14 @@
 use base64::Engine as _;
 use kube::core::admission::Operation;
 use std::borrow::Cow;
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::config::Config;
-use crate::engine::view::{parse_seed, JsonStr, ObjectSeed};
-use crate::engine::{self, ChangeKind, ObjectParts, Scope, Workload};
+use crate::engine::view::{self, FieldError, JsonStr, MapOnly};
+use crate::engine::{self, ChangeKind, ObjectView, Scope, Workload};
 use crate::json_text;
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -86,10 +85,12 @@ pub struct Reviewed<'a> {
 }
 
 /// A review we cannot answer; the server replies 400 with this message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
+    #[error("the body is not a valid AdmissionReview: the body is not UTF-8")]
+    NotUtf8(#[source] std::str::Utf8Error),
     #[error("the body is not a valid AdmissionReview: {0}")]
-    Malformed(String),
+    Malformed(FieldError),
     #[error("unsupported AdmissionReview version {0:?}: registry-rewriter speaks {API_VERSION} (set admissionReviewVersions: [v1])")]
     UnsupportedVersion(String),
     #[error("unexpected kind {0:?}: expected {REVIEW_KIND}")]
@@ -100,173 +101,79 @@ pub enum ReviewError {
     MissingObject(&'static str),
 }
 
-/// The parts of a review we use. Read by hand rather than derived so that
-/// the object can be read by the engine in the same pass (see `ReviewSeed`).
-struct ReviewIn<'a> {
+/// The parts of a review we use; every other field is skipped. The object
+/// is read by the engine's view in the same pass (`O` is [`ObjectView`]),
+/// or, when that fails, kept raw (`O` is `&RawValue`) so that the engine can
+/// name the field that is at fault.
+#[derive(Deserialize)]
+#[serde(
+    rename_all = "camelCase",
+    expecting = "an AdmissionReview object",
+    bound(deserialize = "O: Deserialize<'de>")
+)]
+struct ReviewIn<'a, O> {
+    #[serde(borrow, default)]
     api_version: Option<JsonStr<'a>>,
+    #[serde(borrow, default)]
     kind: Option<JsonStr<'a>>,
-    request: Option<RequestIn<'a>>,
+    #[serde(borrow, default)]
+    request: Option<RequestIn<'a, O>>,
 }
 
-struct RequestIn<'a> {
+#[derive(Deserialize)]
+#[serde(
+    rename_all = "camelCase",
+    expecting = "an AdmissionRequest object",
+    bound(deserialize = "O: Deserialize<'de>")
+)]
+struct RequestIn<'a, O> {
+    #[serde(borrow)]
     uid: JsonStr<'a>,
+    #[serde(borrow)]
     kind: KindIn<'a>,
+    #[serde(borrow, default)]
     sub_resource: Option<JsonStr<'a>>,
     operation: Operation,
+    #[serde(borrow, default)]
     namespace: Option<JsonStr<'a>>,
+    #[serde(borrow, default)]
     name: Option<JsonStr<'a>>,
+    #[serde(default)]
     dry_run: Option<bool>,
-    object: ObjectIn<'a>,
+    #[serde(default = "none")]
+    object: Option<O>,
+    #[serde(borrow, default)]
     old_object: Option<&'a RawValue>,
 }
 
-/// `request.object`: read by the engine in place, or kept raw for later.
+fn none<T>() -> Option<T> {
+    None
+}
+
+/// `request.object`, read by the engine's view or kept raw.
 enum ObjectIn<'a> {
-    Absent,
+    Read(ObjectView<'a>),
     Raw(&'a RawValue),
-    Read(ObjectParts<'a>),
 }
 
-/// Parses an AdmissionReview. With `read_in_place`, when the request's kind
-/// and operation are known before `object` (the API server writes them
-/// first), the object is read by the engine's one-pass reader right there:
-/// the object is scanned once instead of twice, which was a quarter of the
-/// whole review's cost. Otherwise the object is kept raw and read later.
-#[derive(Clone, Copy)]
-struct ReviewSeed<'c> {
-    config: &'c Config,
-    read_in_place: bool,
-}
-
-impl<'de> DeserializeSeed<'de> for ReviewSeed<'_> {
-    type Value = ReviewIn<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ReviewSeed<'_> {
-    type Value = ReviewIn<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an AdmissionReview object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (mut api_version, mut kind, mut request) = (None, None, None);
-        while let Some(key) = map.next_key::<JsonStr<'de>>()? {
-            match &*key {
-                "apiVersion" => set_once(&mut api_version, "apiVersion", map.next_value()?)?,
-                "kind" => set_once(&mut kind, "kind", map.next_value()?)?,
-                "request" => set_once(
-                    &mut request,
-                    "request",
-                    map.next_value_seed(RequestSeed(self))?,
-                )?,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
+impl<'a, O> ReviewIn<'a, O> {
+    fn map_object(self, wrap: impl FnOnce(O) -> ObjectIn<'a>) -> ReviewIn<'a, ObjectIn<'a>> {
+        ReviewIn {
+            api_version: self.api_version,
+            kind: self.kind,
+            request: self.request.map(|request| RequestIn {
+                object: request.object.map(wrap),
+                uid: request.uid,
+                kind: request.kind,
+                sub_resource: request.sub_resource,
+                operation: request.operation,
+                namespace: request.namespace,
+                name: request.name,
+                dry_run: request.dry_run,
+                old_object: request.old_object,
+            }),
         }
-        Ok(ReviewIn {
-            api_version: api_version.flatten(),
-            kind: kind.flatten(),
-            request: request.flatten(),
-        })
     }
-}
-
-#[derive(Clone, Copy)]
-struct RequestSeed<'c>(ReviewSeed<'c>);
-
-impl<'de> DeserializeSeed<'de> for RequestSeed<'_> {
-    type Value = Option<RequestIn<'de>>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_option(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RequestSeed<'_> {
-    type Value = Option<RequestIn<'de>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an AdmissionRequest object")
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut uid = None;
-        let mut kind: Option<KindIn> = None;
-        let mut sub_resource: Option<Option<JsonStr>> = None;
-        let mut operation: Option<Operation> = None;
-        let (mut namespace, mut name, mut dry_run) = (None, None, None);
-        let (mut object, mut old_object) = (None, None);
-        while let Some(key) = map.next_key::<JsonStr<'de>>()? {
-            match &*key {
-                "uid" => set_once(&mut uid, "uid", map.next_value()?)?,
-                "kind" => set_once(&mut kind, "kind", map.next_value()?)?,
-                "subResource" => set_once(&mut sub_resource, "subResource", map.next_value()?)?,
-                "operation" => set_once(&mut operation, "operation", map.next_value()?)?,
-                "namespace" => set_once(&mut namespace, "namespace", map.next_value()?)?,
-                "name" => set_once(&mut name, "name", map.next_value()?)?,
-                "dryRun" => set_once(&mut dry_run, "dryRun", map.next_value()?)?,
-                "oldObject" => set_once(&mut old_object, "oldObject", map.next_value()?)?,
-                "object" => {
-                    let in_place = match (&kind, &operation, &sub_resource) {
-                        (Some(kind), Some(Operation::Create), None | Some(None))
-                            if self.0.read_in_place =>
-                        {
-                            Workload::find(&kind.group, &kind.kind)
-                                .filter(|w| self.0.config.is_kind_enabled(w.kind))
-                        }
-                        _ => None,
-                    };
-                    let value = match in_place {
-                        Some(workload) => ObjectIn::Read(map.next_value_seed(ObjectSeed {
-                            pod_spec_path: workload.pod_spec_path,
-                        })?),
-                        None => map
-                            .next_value::<Option<&'de RawValue>>()?
-                            .map_or(ObjectIn::Absent, ObjectIn::Raw),
-                    };
-                    set_once(&mut object, "object", value)?;
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(Some(RequestIn {
-            uid: uid.ok_or_else(|| de::Error::missing_field("uid"))?,
-            kind: kind.ok_or_else(|| de::Error::missing_field("kind"))?,
-            sub_resource: sub_resource.flatten(),
-            operation: operation.ok_or_else(|| de::Error::missing_field("operation"))?,
-            namespace: namespace.flatten(),
-            name: name.flatten(),
-            dry_run: dry_run.flatten(),
-            object: object.unwrap_or(ObjectIn::Absent),
-            old_object: old_object.flatten(),
-        }))
-    }
-}
-
-/// A field given twice is refused: which one counts would be a guess.
-fn set_once<T, E: de::Error>(slot: &mut Option<T>, field: &'static str, value: T) -> Result<(), E> {
-    if slot.replace(value).is_some() {
-        return Err(E::duplicate_field(field));
-    }
-    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -289,25 +196,15 @@ fn operation_label(operation: &Operation) -> &'static str {
 
 /// Answers one AdmissionReview. Never panics; a malformed review is an `Err`.
 pub fn review<'a>(body: &'a [u8], config: &Config) -> Result<Reviewed<'a>, ReviewError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|e| ReviewError::Malformed(format!("the body is not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(body).map_err(ReviewError::NotUtf8)?;
     // The one-pass read; when it fails (a malformed review, or an object of
-    // the wrong shape), the two-step read gives the same answer as ever and
-    // the field-naming error.
-    let seed = ReviewSeed {
-        config,
-        read_in_place: true,
-    };
-    let review = match parse_seed(text, seed) {
-        Ok(review) => review,
-        Err(_) => parse_seed(
-            text,
-            ReviewSeed {
-                read_in_place: false,
-                ..seed
-            },
-        )
-        .map_err(ReviewError::Malformed)?,
+    // the wrong shape), the object is kept raw, so that the engine names the
+    // field at fault, or the review's own error is reported.
+    let review = match view::parse::<ReviewIn<MapOnly<ObjectView>>>(text) {
+        Ok(review) => review.map_object(|view| ObjectIn::Read(view.0)),
+        Err(_) => view::parse::<ReviewIn<&RawValue>>(text)
+            .map_err(ReviewError::Malformed)?
+            .map_object(ObjectIn::Raw),
     };
     match review.api_version.as_deref() {
         Some(API_VERSION) => {}
@@ -353,10 +250,13 @@ pub fn review<'a>(body: &'a [u8], config: &Config) -> Result<Reviewed<'a>, Revie
     let (Some(workload), Some(scope)) = (enabled_workload, scope) else {
         return Ok(respond(&request.uid, None, &[], summary));
     };
-    let mutation = match &request.object {
-        ObjectIn::Absent => return Err(ReviewError::MissingObject(operation)),
-        ObjectIn::Raw(object) => engine::mutate(object, workload, scope, config),
-        ObjectIn::Read(parts) => engine::mutate_parts(parts, workload, scope, config),
+    let mutation = match request.object {
+        None => return Err(ReviewError::MissingObject(operation)),
+        Some(ObjectIn::Raw(object)) => engine::mutate(object, workload, scope, config),
+        Some(ObjectIn::Read(view)) => {
+            let parts = view.into_parts(workload.pod_spec_path);
+            engine::mutate_parts(&parts, workload, scope, config)
+        }
     };
     let mut mutation = match mutation {
         Ok(mutation) => mutation,

@@ -69,13 +69,14 @@ pub struct GeneratedCerts {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CertsError {
-    #[error("invalid certificate request: {0}")]
-    Request(String),
-    #[error("generating the certificate: {0}")]
+    #[error("invalid certificate request: --valid-days must be at least 1")]
+    NoValidity,
+    #[error("generating the certificate")]
     Generate(#[from] rcgen::Error),
-    #[error("{path}: {source}")]
+    #[error("{}", .path.display())]
     Io {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
 }
@@ -83,9 +84,7 @@ pub enum CertsError {
 impl GeneratedCerts {
     pub fn generate(request: &CertRequest) -> Result<Self, CertsError> {
         if request.valid_days == 0 {
-            return Err(CertsError::Request(
-                "--valid-days must be at least 1".into(),
-            ));
+            return Err(CertsError::NoValidity);
         }
         let now = OffsetDateTime::now_utc();
         // Backdated a little, for clocks that are slightly behind.

@@ -35,6 +35,7 @@ pub mod admission;
 pub mod certs;
 pub mod config;
 pub mod engine;
+pub mod errors;
 mod json_text;
 pub mod logging;
 pub mod metrics;

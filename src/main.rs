@@ -7,12 +7,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use registry_rewriter::certs::{self, CertRequest, GeneratedCerts};
-use registry_rewriter::config::Config;
+use registry_rewriter::certs::{self, CertRequest, CertsError, GeneratedCerts};
+use registry_rewriter::config::{Config, ConfigLoadError};
+use registry_rewriter::errors::Chain;
 use registry_rewriter::logging::{self, LogFormat};
-use registry_rewriter::preview;
+use registry_rewriter::preview::{self, PreviewError};
 use registry_rewriter::server::tls::CertFiles;
-use registry_rewriter::server::{self, ServeOptions, Server, MUTATE_PATH};
+use registry_rewriter::server::{self, ServeError, ServeOptions, Server, MUTATE_PATH};
 
 /// Where `serve` keeps development certificates when no TLS files are given.
 const DEVELOPMENT_CERTS_DIR: &str = "certs";
@@ -220,23 +221,55 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(error) => {
+            eprintln!("error: {}", Chain(&error));
             ExitCode::FAILURE
         }
     }
 }
 
-fn load_config(arg: &ConfigFileArg) -> Result<Config, String> {
+/// Everything that can stop a command, each with its cause.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigLoadError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error(transparent)]
+    Certs(#[from] CertsError),
+    #[error("{source_name}")]
+    Preview {
+        source_name: String,
+        #[source]
+        source: PreviewError,
+    },
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing the output")]
+    Yaml(#[from] serde_yaml_ng::Error),
+    #[error("writing the output")]
+    Json(#[from] serde_json::Error),
+}
+
+fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {
+    let what = what.into();
+    move |source| CliError::Io { what, source }
+}
+
+fn load_config(arg: &ConfigFileArg) -> Result<Config, CliError> {
     match &arg.config {
-        Some(path) => Config::load(path).map_err(|e| e.to_string()),
+        Some(path) => Ok(Config::load(path)?),
         None => Ok(Config::default()),
     }
 }
 
-fn serve(args: ServeArgs) -> Result<ExitCode, String> {
+fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
     let _flush_logs_on_exit =
-        logging::init(args.log_format).map_err(|e| format!("starting the log writer: {e}"))?;
+        logging::init(args.log_format).map_err(io_error("starting the log writer"))?;
     let config = load_config(&args.config)?;
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => CertFiles { cert, key },
@@ -257,20 +290,18 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("starting the runtime: {e}"))?;
+        .map_err(io_error("starting the runtime"))?;
     runtime.block_on(async {
-        let server = Server::bind(options, config)
-            .await
-            .map_err(|e| e.to_string())?;
+        let server = Server::bind(options, config).await?;
         server.run(shutdown_signal()).await;
         Ok(ExitCode::SUCCESS)
     })
 }
 
 /// No TLS files given: make (or reuse) development certificates in ./certs.
-fn development_certs(listen: SocketAddr) -> Result<CertFiles, String> {
+fn development_certs(listen: SocketAddr) -> Result<CertFiles, CliError> {
     let dir = Path::new(DEVELOPMENT_CERTS_DIR);
-    let found = certs::ensure_development_certs(dir).map_err(|e| e.to_string())?;
+    let found = certs::ensure_development_certs(dir)?;
     tracing::warn!(
         dir = %dir.display(),
         created = found.created,
@@ -320,21 +351,24 @@ async fn shutdown_signal() {
     }
 }
 
-fn mutate(args: MutateArgs) -> Result<ExitCode, String> {
+fn mutate(args: MutateArgs) -> Result<ExitCode, CliError> {
     let config = load_config(&args.config)?;
-    let (source, text) = if args.file == "-" {
+    let (source_name, text) = if args.file == "-" {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|e| format!("reading stdin: {e}"))?;
+            .map_err(io_error("reading stdin"))?;
         ("stdin".to_owned(), text)
     } else {
-        let text =
-            std::fs::read_to_string(&args.file).map_err(|e| format!("{}: {e}", args.file))?;
+        let text = std::fs::read_to_string(&args.file).map_err(io_error(&args.file))?;
         (args.file.clone(), text)
     };
-    let documents = preview::read_documents(&text).map_err(|e| format!("{source}: {e}"))?;
-    let previewed = preview::preview(documents, &config).map_err(|e| format!("{source}: {e}"))?;
+    let in_source = |source| CliError::Preview {
+        source_name: source_name.clone(),
+        source,
+    };
+    let documents = preview::read_documents(&text).map_err(in_source)?;
+    let previewed = preview::preview(documents, &config).map_err(in_source)?;
 
     let mut stderr = std::io::stderr().lock();
     for document in &previewed {
@@ -352,9 +386,7 @@ fn mutate(args: MutateArgs) -> Result<ExitCode, String> {
                 if i > 0 {
                     out.push_str("---\n");
                 }
-                out.push_str(
-                    &serde_yaml_ng::to_string(&document.admitted).map_err(|e| e.to_string())?,
-                );
+                out.push_str(&serde_yaml_ng::to_string(&document.admitted)?);
             }
             out
         }
@@ -367,22 +399,21 @@ fn mutate(args: MutateArgs) -> Result<ExitCode, String> {
                     "items": many.iter().map(|d| d.admitted.clone()).collect::<Vec<_>>(),
                 }),
             };
-            serde_json::to_string_pretty(&value).map_err(|e| e.to_string())? + "\n"
+            serde_json::to_string_pretty(&value)? + "\n"
         }
         // One JSON Patch per line, per input document (`[]` when unchanged).
         MutateOutput::Patch => previewed
             .iter()
             .map(|d| serde_json::to_string(&d.patch).map(|p| p + "\n"))
-            .collect::<Result<String, _>>()
-            .map_err(|e| e.to_string())?,
+            .collect::<Result<String, _>>()?,
     };
     std::io::stdout()
         .write_all(output.as_bytes())
-        .map_err(|e| format!("writing the output: {e}"))?;
+        .map_err(io_error("writing the output"))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn generate_certs(args: CertsArgs) -> Result<ExitCode, String> {
+fn generate_certs(args: CertsArgs) -> Result<ExitCode, CliError> {
     let request = CertRequest {
         service: args.service,
         namespace: args.namespace,
@@ -390,8 +421,8 @@ fn generate_certs(args: CertsArgs) -> Result<ExitCode, String> {
         extra_ips: args.ip,
         valid_days: args.valid_days,
     };
-    let generated = GeneratedCerts::generate(&request).map_err(|e| e.to_string())?;
-    generated.write_to(&args.out).map_err(|e| e.to_string())?;
+    let generated = GeneratedCerts::generate(&request)?;
+    generated.write_to(&args.out)?;
     eprintln!(
         "wrote {dir}/{}, {dir}/{} and {dir}/{} for {}",
         certs::CA_FILE,
@@ -405,13 +436,11 @@ fn generate_certs(args: CertsArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_config(args: ConfigArgs) -> Result<ExitCode, String> {
+fn print_config(args: ConfigArgs) -> Result<ExitCode, CliError> {
     let config = load_config(&args.config)?;
     let text = match args.output {
-        ConfigOutput::Yaml => serde_yaml_ng::to_string(config.file()).map_err(|e| e.to_string())?,
-        ConfigOutput::Json => {
-            serde_json::to_string_pretty(config.file()).map_err(|e| e.to_string())? + "\n"
-        }
+        ConfigOutput::Yaml => serde_yaml_ng::to_string(config.file())?,
+        ConfigOutput::Json => serde_json::to_string_pretty(config.file())? + "\n",
     };
     print!("{text}");
     Ok(ExitCode::SUCCESS)

@@ -10,12 +10,35 @@ use crate::engine::{self, Change, Mutation, Scope, Workload};
 
 /// A document that could not be previewed.
 #[derive(Debug, thiserror::Error)]
-#[error("document {index}{}: {reason}", describe(.name))]
+#[error("document {index}{}", describe(.name))]
 pub struct PreviewError {
     /// 1-based position in the input.
     pub index: usize,
     pub name: Option<String>,
-    pub reason: String,
+    #[source]
+    pub problem: DocumentProblem,
+}
+
+/// Why a document could not be previewed.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentProblem {
+    #[error(transparent)]
+    Yaml(#[from] serde_yaml_ng::Error),
+    #[error("not a Kubernetes object (expected a mapping)")]
+    NotAnObject,
+    #[error("items[{index}] ({name})")]
+    Item {
+        index: usize,
+        name: String,
+        #[source]
+        problem: Box<DocumentProblem>,
+    },
+    #[error(transparent)]
+    Object(#[from] engine::ObjectError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error("internal error, the patch does not apply")]
+    Patch(#[source] json_patch::PatchError),
 }
 
 fn describe(name: &Option<String>) -> String {
@@ -40,7 +63,7 @@ pub fn read_documents(text: &str) -> Result<Vec<Value>, PreviewError> {
         let value = Value::deserialize(document).map_err(|e| PreviewError {
             index: i + 1,
             name: None,
-            reason: e.to_string(),
+            problem: e.into(),
         })?;
         if !value.is_null() {
             documents.push(value);
@@ -55,21 +78,21 @@ pub fn preview(documents: Vec<Value>, config: &Config) -> Result<Vec<Previewed>,
         .into_iter()
         .enumerate()
         .map(|(i, document)| {
-            preview_document(document, config).map_err(|(name, reason)| PreviewError {
+            preview_document(document, config).map_err(|(name, problem)| PreviewError {
                 index: i + 1,
                 name,
-                reason,
+                problem,
             })
         })
         .collect()
 }
 
-type DocumentError = (Option<String>, String);
+type DocumentError = (Option<String>, DocumentProblem);
 
 fn preview_document(mut document: Value, config: &Config) -> Result<Previewed, DocumentError> {
     let name = object_name(&document);
     if !document.is_object() {
-        return Err((None, "not a Kubernetes object (expected a mapping)".into()));
+        return Err((None, DocumentProblem::NotAnObject));
     }
     let mut patch = json_patch::Patch(Vec::new());
     let mut changes = Vec::new();
@@ -78,11 +101,13 @@ fn preview_document(mut document: Value, config: &Config) -> Result<Previewed, D
         if let Some(Value::Array(items)) = document.get_mut("items") {
             for (i, item) in items.iter_mut().enumerate() {
                 let item_name = object_name(item);
-                let mutation = admit(item, config).map_err(|reason| {
-                    (
-                        Some(name.clone()),
-                        format!("items[{i}] ({item_name}): {reason}"),
-                    )
+                let mutation = admit(item, config).map_err(|problem| {
+                    let problem = DocumentProblem::Item {
+                        index: i,
+                        name: item_name.clone(),
+                        problem: Box::new(problem),
+                    };
+                    (Some(name.clone()), problem)
                 })?;
                 changes.extend(mutation.changes.into_iter().map(|mut c| {
                     c.message = format!("{item_name}: {}", c.message);
@@ -120,7 +145,7 @@ fn preview_document(mut document: Value, config: &Config) -> Result<Previewed, D
 
 /// Runs the engine on one object and applies its patch in place. Kinds
 /// that are not enabled pass through unchanged.
-fn admit(object: &mut Value, config: &Config) -> Result<Mutation, String> {
+fn admit(object: &mut Value, config: &Config) -> Result<Mutation, DocumentProblem> {
     let api_version = object
         .get("apiVersion")
         .and_then(Value::as_str)
@@ -130,11 +155,9 @@ fn admit(object: &mut Value, config: &Config) -> Result<Mutation, String> {
         Some(w) if config.is_kind_enabled(w.kind) => w,
         _ => return Ok(Mutation::default()),
     };
-    let raw = RawValue::from_string(object.to_string()).map_err(|e| e.to_string())?;
-    let mutation =
-        engine::mutate(&raw, workload, Scope::Create, config).map_err(|e| e.to_string())?;
-    json_patch::patch(object, &mutation.patch)
-        .map_err(|e| format!("internal error, the patch does not apply: {e}"))?;
+    let raw = RawValue::from_string(object.to_string())?;
+    let mutation = engine::mutate(&raw, workload, Scope::Create, config)?;
+    json_patch::patch(object, &mutation.patch).map_err(DocumentProblem::Patch)?;
     Ok(mutation)
 }
 

@@ -118,6 +118,54 @@ impl fmt::Display for ImageRef<'_> {
     }
 }
 
+/// A repository as Docker resolves it (Docker Hub's several names and its
+/// `library/` prefix included), for comparing images by repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    host: String,
+    port: Option<u16>,
+    path: String,
+}
+
+impl Repository {
+    pub fn of(image: &ImageRef<'_>) -> Self {
+        let host = canonical_host(image.registry_host()).to_ascii_lowercase();
+        let path = match image.path.contains('/') {
+            false if host == DOCKER_HUB => format!("library/{}", image.path),
+            _ => image.path.to_owned(),
+        };
+        Repository {
+            host,
+            port: image.domain.and_then(|d| d.port),
+            path,
+        }
+    }
+
+    /// Same repository, any tag or digest; allocation-free.
+    pub fn matches(&self, image: &ImageRef<'_>) -> bool {
+        let path_matches = match image.path.contains('/') {
+            false if self.host == DOCKER_HUB => {
+                self.path.strip_prefix("library/") == Some(image.path)
+            }
+            _ => self.path == image.path,
+        };
+        path_matches
+            && image.domain.and_then(|d| d.port) == self.port
+            && canonical_host(image.registry_host()).eq_ignore_ascii_case(&self.host)
+    }
+}
+
+/// Docker Hub answers to several names.
+fn canonical_host(host: &str) -> &str {
+    if host.eq_ignore_ascii_case("index.docker.io")
+        || host.eq_ignore_ascii_case("registry-1.docker.io")
+    {
+        DOCKER_HUB
+    } else {
+        host
+    }
+}
+
 impl<'a> Location<'a> {
     /// Parses `host[:port][/path]`. The first component is always the host,
     /// even without a dot (Kaniko flags name registries, not images).

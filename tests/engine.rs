@@ -5,7 +5,8 @@
 mod common;
 
 use common::{admit, admit_with, assert_only_rewritable_fields_changed, job, pod, run};
-use registry_rewriter::config::{Config, ORIGINAL_IMAGES_ANNOTATION};
+use registry_rewriter::config::Config;
+use registry_rewriter::engine::ORIGINAL_IMAGES_ANNOTATION;
 use registry_rewriter::engine::{self, ChangeKind, Scope, Workload};
 use rstest::rstest;
 use serde_json::value::RawValue;
@@ -702,6 +703,8 @@ fn ephemeral_update_rewrites_only_new_ephemeral_containers() {
 #[case::image_not_a_string(json!({"spec": {"containers": [{"name": "a", "image": 5}]}}), "spec.containers[0].image: invalid type")]
 #[case::args_not_strings(json!({"spec": {"containers": [{"name": "a", "args": [1]}]}}), "spec.containers[0].args[0]: invalid type")]
 #[case::spec_not_an_object(json!({"spec": "x"}), "spec: invalid type")]
+#[case::spec_as_an_array(json!({"spec": [[{"name": "a", "image": "docker-registry.registry:5000/a"}]]}), "spec: invalid type")]
+#[case::container_as_an_array(json!({"spec": {"containers": [["a", "docker-registry.registry:5000/a"]]}}), "spec.containers[0]: invalid type")]
 #[case::annotations_not_strings(json!({"metadata": {"annotations": {"a": 1}}}), "metadata.annotations.a: invalid type")]
 #[case::duplicate_field(json!(null), "duplicate field `image`")]
 fn wrong_shapes_are_reported_with_the_field(#[case] object: Value, #[case] expected: &str) {

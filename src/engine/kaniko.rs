@@ -3,10 +3,12 @@
 //! the internal registry to its HTTPS host. Every other argument keeps its
 //! value and its place.
 
-use super::patch::{shown, ListEdits, PatchBuilder};
+use super::explain::{shown, ChangeKind};
+use super::patch::{ListEdits, PatchBuilder};
+use super::rewrite_reference;
+use super::rules::{KanikoRules, Rules};
 use super::view::{ContainerView, JsonStr};
-use super::{rewrite_reference, ChangeKind, ContainerAt};
-use crate::config::{Config, KanikoSpec};
+use super::ContainerAt;
 use crate::reference::{Domain, ImageRef, Location};
 
 const REGISTRY_MAP_FLAG: &str = "--registry-map";
@@ -90,7 +92,7 @@ struct Flag<'a> {
     inline: Option<(&'a str, &'a str)>,
 }
 
-fn classify<'a>(arg: &'a str, spec: &KanikoSpec) -> Option<Flag<'a>> {
+fn classify<'a>(arg: &'a str, spec: &KanikoRules) -> Option<Flag<'a>> {
     if !arg.starts_with('-') || arg == "--" {
         return None;
     }
@@ -118,7 +120,7 @@ fn classify<'a>(arg: &'a str, spec: &KanikoSpec) -> Option<Flag<'a>> {
     Some(Flag { role, name, inline })
 }
 
-fn glued_shorthand<'a>(arg: &'a str, spec: &KanikoSpec) -> Option<Flag<'a>> {
+fn glued_shorthand<'a>(arg: &'a str, spec: &KanikoRules) -> Option<Flag<'a>> {
     let bytes = arg.as_bytes();
     if bytes.len() <= 2 || bytes[1] == b'-' || !arg.is_char_boundary(2) {
         return None;
@@ -138,15 +140,15 @@ pub(crate) fn rewrite(
     at: &ContainerAt<'_>,
     container: &ContainerView<'_>,
     image: Option<&ImageRef<'_>>,
-    config: &Config,
+    rules: &Rules,
     builder: &mut PatchBuilder,
 ) {
-    let spec = config.kaniko();
+    let spec = &rules.kaniko;
     let command = container.command.as_deref();
     let command_is_executor = command
         .and_then(<[JsonStr]>::first)
         .is_some_and(|c| spec.executor_commands.iter().any(|e| e == &**c));
-    let image_is_kaniko = image.is_some_and(|i| config.is_kaniko_image(i));
+    let image_is_kaniko = image.is_some_and(|i| rules.is_kaniko_image(i));
     if !command_is_executor && !image_is_kaniko {
         return;
     }
@@ -214,7 +216,7 @@ pub(crate) fn rewrite(
                 );
             }
             (Role::Image | Role::Location, Some(value)) => {
-                match rewrite_flag_value(flag.role, value, config, at, flag.name, builder) {
+                match rewrite_flag_value(flag.role, value, rules, at, flag.name, builder) {
                     FlagValue::Rewritten(new_value) => {
                         pushes_to_target = true;
                         let target = &args[value_arg];
@@ -240,7 +242,7 @@ pub(crate) fn rewrite(
             }
             (Role::RemoveRegistry, Some(value)) => {
                 let names_rewritten = Domain::parse(value.split('/').next().unwrap_or(value))
-                    .is_ok_and(|d| config.is_rewrite_source(&d));
+                    .is_ok_and(|d| rules.is_rewrite_source(&d));
                 if names_rewritten {
                     edits.remove(arg);
                     if flag.inline.is_none() {
@@ -274,7 +276,7 @@ pub(crate) fn rewrite(
     let wants_registry_map = spec.registry_map && (pushes_to_target || !edits.is_empty());
     let mut map_args = Vec::new();
     if wants_registry_map {
-        for rule in config.rules.iter().filter(|r| r.from_prefix.is_empty()) {
+        for rule in rules.rewrites.iter().filter(|r| r.from_prefix.is_empty()) {
             let already = mapped_registries.iter().any(|key| {
                 Domain::parse(key).map_or(key.eq_ignore_ascii_case(&rule.from_text), |d| {
                     rule.is_source(&d)
@@ -358,19 +360,19 @@ enum FlagValue {
 fn rewrite_flag_value(
     role: Role,
     value: &str,
-    config: &Config,
+    rules: &Rules,
     at: &ContainerAt<'_>,
     flag: &str,
     builder: &mut PatchBuilder,
 ) -> FlagValue {
     let (parsed, expected) = match role {
         Role::Image => (
-            ImageRef::parse(value).map(|r| (r.domain, rewrite_reference(&r, config))),
+            ImageRef::parse(value).map(|r| (r.domain, rewrite_reference(&r, rules))),
             "a valid image reference",
         ),
         _ => (
             Location::parse(value).map(|l| {
-                let rewritten = config
+                let rewritten = rules
                     .find_rule(&l.domain, l.path.unwrap_or(""))
                     .map(|(rule, rest)| rule.rewrite_name(rest));
                 (Some(l.domain), rewritten)
@@ -381,7 +383,7 @@ fn rewrite_flag_value(
     match parsed {
         Ok((_, Some(new_value))) => FlagValue::Rewritten(new_value),
         Ok((domain, None)) => FlagValue::Unchanged {
-            on_target: domain.is_some_and(|d| config.is_rewrite_target(&d)),
+            on_target: domain.is_some_and(|d| rules.is_rewrite_target(&d)),
         },
         Err(e) => {
             builder.warn(format!(

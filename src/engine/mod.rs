@@ -2,8 +2,10 @@
 //! configuration to RFC 6902 operations plus one explanation per change.
 //! It does no I/O, never panics, and never re-serialises the object.
 
+mod explain;
 mod kaniko;
 mod patch;
+pub mod rules;
 pub mod view;
 pub mod workload;
 
@@ -11,41 +13,14 @@ use std::collections::HashSet;
 
 use serde_json::value::RawValue;
 
-use crate::config::{Config, SKIP_ANNOTATION};
 use crate::reference::{ImageRef, ReferenceError};
+use explain::shown;
+pub use explain::{Change, ChangeKind};
 use patch::PatchBuilder;
-pub use view::ObjectParts;
+pub use rules::{Rules, ORIGINAL_IMAGES_ANNOTATION, SKIP_ANNOTATION};
 use view::{read_object, ContainerView, JsonStr};
+pub use view::{FieldError, ObjectParts, ObjectView};
 pub use workload::{Workload, WORKLOADS};
-
-/// What kind of change a line explains; also the `field` metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChangeKind {
-    Image,
-    KanikoArg,
-    KanikoFlagRemoved,
-    RegistryMap,
-    ImagePullSecret,
-}
-
-impl ChangeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeKind::Image => "image",
-            ChangeKind::KanikoArg => "kaniko_arg",
-            ChangeKind::KanikoFlagRemoved => "kaniko_flag_removed",
-            ChangeKind::RegistryMap => "kaniko_registry_map",
-            ChangeKind::ImagePullSecret => "image_pull_secret",
-        }
-    }
-}
-
-/// One change, explained in a line a user can read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    pub kind: ChangeKind,
-    pub message: String,
-}
 
 /// The engine's answer for one object.
 #[derive(Debug, Default)]
@@ -78,24 +53,13 @@ pub enum Scope<'a> {
     NewEphemeralContainers { old_object: Option<&'a RawValue> },
 }
 
-/// The object does not have the shape the engine reads.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
-pub struct ObjectError {
-    pub field: String,
-    pub reason: String,
-}
+/// The object does not have the shape the engine reads; the error names
+/// the field.
+pub type ObjectError = FieldError;
 
 /// Reads the object's metadata and pod spec, naming the field on failure.
 fn read<'a>(object: &'a RawValue, workload: &Workload) -> Result<ObjectParts<'a>, ObjectError> {
-    read_object(object.get(), workload.pod_spec_path).map_err(|(field, reason)| ObjectError {
-        field: if field.is_empty() {
-            "object".to_owned()
-        } else {
-            field
-        },
-        reason,
-    })
+    read_object(object.get(), workload.pod_spec_path).map_err(|e| e.within("object"))
 }
 
 /// Computes the patch for one object of kind `workload`.
@@ -103,9 +67,9 @@ pub fn mutate(
     object: &RawValue,
     workload: &Workload,
     scope: Scope<'_>,
-    config: &Config,
+    rules: &Rules,
 ) -> Result<Mutation, ObjectError> {
-    mutate_parts(&read(object, workload)?, workload, scope, config)
+    mutate_parts(&read(object, workload)?, workload, scope, rules)
 }
 
 /// The same, for an object already read (the admission layer reads it while
@@ -114,7 +78,7 @@ pub fn mutate_parts(
     parts: &ObjectParts<'_>,
     workload: &Workload,
     scope: Scope<'_>,
-    config: &Config,
+    rules: &Rules,
 ) -> Result<Mutation, ObjectError> {
     let metadata = parts.metadata.as_ref();
     let generate_name = metadata
@@ -176,9 +140,9 @@ pub fn mutate_parts(
                 .image
                 .as_deref()
                 .map(|text| (text, ImageRef::parse(text)));
-            on_target_registry |= rewrite_image(&at, image.as_ref(), config, &mut builder);
+            on_target_registry |= rewrite_image(&at, image.as_ref(), rules, &mut builder);
             let image = image.as_ref().and_then(|(_, parsed)| parsed.as_ref().ok());
-            kaniko::rewrite(&at, container, image, config, &mut builder);
+            kaniko::rewrite(&at, container, image, rules, &mut builder);
         }
     }
 
@@ -186,7 +150,7 @@ pub fn mutate_parts(
         if on_target_registry {
             builder.ensure_pull_secrets(
                 spec.image_pull_secrets.as_deref(),
-                config.image_pull_secrets(),
+                rules.image_pull_secrets(),
             );
         }
         builder.record_original_images(metadata);
@@ -208,7 +172,7 @@ impl ContainerAt<'_> {
     /// `containers[api]`, or `containers[#0]` for a container with no name.
     pub fn label(&self) -> String {
         match self.name {
-            Some(name) => format!("{}[{}]", self.list, patch::shown(name)),
+            Some(name) => format!("{}[{}]", self.list, shown(name)),
             None => format!("{}[#{}]", self.list, self.index),
         }
     }
@@ -221,10 +185,8 @@ fn existing_ephemeral_names(
     let Some(old_object) = old_object else {
         return Ok(HashSet::new());
     };
-    let parts = read(old_object, workload).map_err(|e| ObjectError {
-        field: format!("oldObject.{}", e.field),
-        reason: e.reason,
-    })?;
+    let parts = read_object(old_object.get(), workload.pod_spec_path)
+        .map_err(|e| e.within("object").within("oldObject"))?;
     Ok(parts
         .pod_spec
         .and_then(|spec| spec.ephemeral_containers)
@@ -239,7 +201,7 @@ fn existing_ephemeral_names(
 fn rewrite_image(
     at: &ContainerAt<'_>,
     image: Option<&(&str, Result<ImageRef<'_>, ReferenceError>)>,
-    config: &Config,
+    rules: &Rules,
     builder: &mut PatchBuilder,
 ) -> bool {
     let Some((text, parsed)) = image else {
@@ -251,7 +213,7 @@ fn rewrite_image(
             builder.warn(format!(
                 "{}.image: left unchanged, {:?} is not a valid image reference: {e}",
                 at.label(),
-                patch::shown(text)
+                shown(text)
             ));
             return false;
         }
@@ -259,20 +221,20 @@ fn rewrite_image(
     let Some(domain) = reference.domain else {
         return false;
     };
-    match rewrite_reference(reference, config) {
+    match rewrite_reference(reference, rules) {
         Some(new_image) => {
             builder.replace_image(at, text, new_image);
             true
         }
-        None => config.is_rewrite_target(&domain),
+        None => rules.is_rewrite_target(&domain),
     }
 }
 
 /// The rewritten reference, if a rule matches. Tag and digest are kept
 /// byte for byte.
-pub(crate) fn rewrite_reference(reference: &ImageRef<'_>, config: &Config) -> Option<String> {
+pub(crate) fn rewrite_reference(reference: &ImageRef<'_>, rules: &Rules) -> Option<String> {
     let domain = reference.domain?;
-    let (rule, rest) = config.find_rule(&domain, reference.path)?;
+    let (rule, rest) = rules.find_rule(&domain, reference.path)?;
     let mut new = rule.rewrite_name(rest);
     if let Some(tag) = reference.tag {
         new.push(':');

@@ -2,19 +2,14 @@
 //! pointers (escaping `~` and `/` is jsonptr's job, never `format!`'s), and
 //! keeps the explanation line for each.
 
-use std::borrow::Cow;
-
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation};
 use jsonptr::{PointerBuf, Token};
 use serde_json::{Map, Value};
 
+use super::explain::{shown, Change, ChangeKind};
+use super::rules::ORIGINAL_IMAGES_ANNOTATION;
 use super::view::{MetadataView, SecretRefView};
-use super::{Change, ChangeKind, ContainerAt, Mutation};
-use crate::config::ORIGINAL_IMAGES_ANNOTATION;
-
-/// Longest value quoted in full in an explanation line; API servers
-/// truncate long warnings, so longer values are shortened in the middle.
-const SHOWN_CHARS_MAX: usize = 160;
+use super::{ContainerAt, Mutation};
 
 pub(crate) struct PatchBuilder {
     pod_spec_path: &'static [&'static str],
@@ -284,29 +279,4 @@ impl serde::Serialize for OriginalImages<'_> {
                 .map(|(label, original)| (label, original)),
         )
     }
-}
-
-/// A value as shown in an explanation line: control characters replaced,
-/// and shortened in the middle when very long.
-pub(crate) fn shown(value: &str) -> Cow<'_, str> {
-    // The usual case, checked without decoding: short printable ASCII.
-    if value.len() <= SHOWN_CHARS_MAX && value.bytes().all(|b| (b' '..b'\x7f').contains(&b)) {
-        return Cow::Borrowed(value);
-    }
-    let clean = !value.chars().any(char::is_control);
-    let count = value.chars().count();
-    if clean && count <= SHOWN_CHARS_MAX {
-        return Cow::Borrowed(value);
-    }
-    let replace = |c: char| if c.is_control() { '?' } else { c };
-    if count <= SHOWN_CHARS_MAX {
-        return Cow::Owned(value.chars().map(replace).collect());
-    }
-    let head: String = value
-        .chars()
-        .take(SHOWN_CHARS_MAX - 40)
-        .map(replace)
-        .collect();
-    let tail: String = value.chars().skip(count - 30).map(replace).collect();
-    Cow::Owned(format!("{head}...{tail}"))
 }

@@ -5,8 +5,9 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::marker::PhantomData;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 /// A JSON string, borrowed when it has no escapes.
@@ -22,7 +23,7 @@ impl std::ops::Deref for JsonStr<'_> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for JsonStr<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct StrVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        struct StrVisitor<'a>(PhantomData<&'a ()>);
         impl<'de: 'a, 'a> Visitor<'de> for StrVisitor<'a> {
             type Value = JsonStr<'a>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -38,7 +39,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for JsonStr<'a> {
                 Ok(JsonStr(Cow::Owned(v)))
             }
         }
-        deserializer.deserialize_str(StrVisitor(std::marker::PhantomData))
+        deserializer.deserialize_str(StrVisitor(PhantomData))
     }
 }
 
@@ -62,17 +63,43 @@ impl MetadataView<'_> {
     }
 }
 
+/// What the engine reads of an object, kind or no kind: `metadata`, and the
+/// `spec` on the way to the pod spec. A Pod's `spec` is the pod spec; a
+/// Job's or a Deployment's holds it in `template`, and a CronJob's one level
+/// further, in `jobTemplate`. So the object is read in the same pass as the
+/// review around it, before its kind is looked at.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "an object")]
+pub struct ObjectView<'a> {
+    #[serde(borrow, default, deserialize_with = "object")]
+    pub metadata: Option<MetadataView<'a>>,
+    #[serde(borrow, default, deserialize_with = "object")]
+    pub spec: Option<PodSpecView<'a>>,
+}
+
+/// A pod spec, or a `spec` that holds one further down.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", expecting = "an object")]
 pub struct PodSpecView<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "objects")]
     pub containers: Option<Vec<ContainerView<'a>>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "objects")]
     pub init_containers: Option<Vec<ContainerView<'a>>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "objects")]
     pub ephemeral_containers: Option<Vec<ContainerView<'a>>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "objects")]
     pub image_pull_secrets: Option<Vec<SecretRefView<'a>>>,
+    #[serde(borrow, default, deserialize_with = "object")]
+    template: Option<Box<TemplateView<'a>>>,
+    #[serde(borrow, default, deserialize_with = "object")]
+    job_template: Option<Box<TemplateView<'a>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "an object")]
+struct TemplateView<'a> {
+    #[serde(borrow, default, deserialize_with = "object")]
+    spec: Option<PodSpecView<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,7 +122,45 @@ pub struct SecretRefView<'a> {
     pub name: Option<JsonStr<'a>>,
 }
 
-/// What the engine reads of an object, found in one pass.
+/// A struct read from a JSON object only. Derived structs also take an
+/// array, member by member in order; an object sent that way would be read
+/// as containers and images that are not there.
+pub struct MapOnly<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for MapVisitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(MapVisitor(PhantomData))
+            .map(MapOnly)
+    }
+}
+
+/// `null`, absent or an object.
+fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    Option::<MapOnly<T>>::deserialize(deserializer).map(|found| found.map(|object| object.0))
+}
+
+/// `null`, absent or a list of objects.
+fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    Option::<Vec<MapOnly<T>>>::deserialize(deserializer)
+        .map(|found| found.map(|list| list.into_iter().map(|object| object.0).collect()))
+}
+
+/// What the engine reads of an object of a known kind.
 #[derive(Debug, Default)]
 pub struct ObjectParts<'a> {
     pub metadata: Option<MetadataView<'a>>,
@@ -103,168 +168,103 @@ pub struct ObjectParts<'a> {
     pub pod_spec: Option<PodSpecView<'a>>,
 }
 
-/// Reads `metadata` and the pod spec at `pod_spec_path` in a single pass
-/// over the object, skipping every other member once.
-#[derive(Clone, Copy)]
-pub struct ObjectSeed<'p> {
-    pub pod_spec_path: &'p [&'p str],
-}
-
-impl<'de, 'p> DeserializeSeed<'de> for ObjectSeed<'p> {
-    type Value = ObjectParts<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de, 'p> Visitor<'de> for ObjectSeed<'p> {
-    type Value = ObjectParts<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (first, rest) = self.pod_spec_path.split_first().unwrap_or((&"", &[]));
-        let mut parts = ObjectParts::default();
-        let (mut seen_metadata, mut seen_path) = (false, false);
-        while let Some(key) = map.next_key::<JsonStr<'de>>()? {
-            if &*key == "metadata" {
-                check_once(&mut seen_metadata, "metadata")?;
-                parts.metadata = map.next_value()?;
-            } else if &*key == *first {
-                check_once(&mut seen_path, first)?;
-                parts.pod_spec = map.next_value_seed(PathSeed { rest })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
+impl<'a> ObjectView<'a> {
+    /// Follows `pod_spec_path` (`spec`, then `template`/`jobTemplate` and
+    /// `spec` pairs) to the pod spec.
+    pub fn into_parts(self, pod_spec_path: &[&str]) -> ObjectParts<'a> {
+        let mut spec = self.spec;
+        let mut rest = pod_spec_path.get(1..).unwrap_or_default();
+        while let [holder, _spec, tail @ ..] = rest {
+            spec = spec
+                .and_then(|s| match *holder {
+                    "template" => s.template,
+                    "jobTemplate" => s.job_template,
+                    _ => None,
+                })
+                .and_then(|template| template.spec);
+            rest = tail;
         }
-        Ok(parts)
-    }
-}
-
-/// Follows the rest of the path to the pod spec; null or absent on the way
-/// means there is none.
-struct PathSeed<'p> {
-    rest: &'p [&'p str],
-}
-
-impl<'de, 'p> DeserializeSeed<'de> for PathSeed<'p> {
-    type Value = Option<PodSpecView<'de>>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        match self.rest {
-            [] => Option::<PodSpecView>::deserialize(deserializer),
-            _ => deserializer.deserialize_option(self),
+        ObjectParts {
+            metadata: self.metadata,
+            pod_spec: spec,
         }
     }
 }
 
-impl<'de, 'p> Visitor<'de> for PathSeed<'p> {
-    type Value = Option<PodSpecView<'de>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object")
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (first, rest) = self.rest.split_first().unwrap_or((&"", &[]));
-        let mut found = None;
-        let mut seen = false;
-        while let Some(key) = map.next_key::<JsonStr<'de>>()? {
-            if &*key == *first {
-                check_once(&mut seen, first)?;
-                found = map.next_value_seed(PathSeed { rest })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(found)
-    }
-}
-
-/// A key the engine reads must not appear twice: which one would count is
-/// not obvious, so such an object is refused.
-fn check_once<E: de::Error>(seen: &mut bool, key: &str) -> Result<(), E> {
-    if std::mem::replace(seen, true) {
-        return Err(E::custom(format_args!("duplicate field `{key}`")));
-    }
-    Ok(())
-}
-
-/// Reads an object's parts in one pass. On failure, reads again with path
-/// tracking, so that the error names the field
-/// (`spec.containers[2].image: invalid type ...`); the fast path pays
-/// nothing for the good message.
+/// Reads an object's parts in one pass, naming the field on failure.
 pub fn read_object<'a>(
     text: &'a str,
     pod_spec_path: &[&str],
-) -> Result<ObjectParts<'a>, (String, String)> {
-    let seed = ObjectSeed { pod_spec_path };
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    match seed.deserialize(&mut deserializer) {
-        Ok(parts) => Ok(parts),
-        Err(plain) => Err(with_path(text, seed, plain)),
+) -> Result<ObjectParts<'a>, FieldError> {
+    parse::<MapOnly<ObjectView>>(text).map(|view| view.0.into_parts(pod_spec_path))
+}
+
+/// Where a JSON text does not have the expected shape, and serde's reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct FieldError {
+    /// `spec.containers[2].image`; empty when the text itself is at fault.
+    pub field: String,
+    /// serde's error, shown in the message rather than as a cause.
+    pub error: serde_json::Error,
+    /// The field came from tracking the path, so the line and column add nothing.
+    located: bool,
+}
+
+impl FieldError {
+    /// The same error, said of a part of something larger: `oldObject`, or
+    /// `object` when the text as a whole is at fault.
+    pub fn within(mut self, part: &str) -> Self {
+        self.field = match self.field.is_empty() {
+            true => part.to_owned(),
+            false if part == "object" => self.field,
+            false => format!("{part}.{}", self.field),
+        };
+        self
+    }
+
+    /// serde's message, without a line and column in JSON the user may never
+    /// have seen when the field says where, and short whatever the input:
+    /// serde quotes the offending value in full.
+    fn describe(&self) -> String {
+        let message = self.error.to_string();
+        let reason = match self.located {
+            true => message.split(" at line ").next().unwrap_or(&message),
+            false => &message,
+        };
+        let reason = super::explain::shown(reason);
+        match self.field.is_empty() {
+            true => reason.into_owned(),
+            false => format!("{}: {reason}", self.field),
+        }
     }
 }
 
-/// Parses with a seed; on failure, names the field as `read_object` does.
-pub fn parse_seed<'a, S: DeserializeSeed<'a> + Copy>(
-    text: &'a str,
-    seed: S,
-) -> Result<S::Value, String> {
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let parsed = seed.deserialize(&mut deserializer).and_then(|value| {
-        deserializer.end()?;
-        Ok(value)
-    });
-    parsed.map_err(|plain| {
-        let (field, reason) = with_path(text, seed, plain);
-        if field.is_empty() {
-            reason
-        } else {
-            format!("{field}: {reason}")
-        }
-    })
-}
-
-/// Re-runs a failed parse with path tracking: (field path, reason). The
-/// path says where; a line and column in JSON the user may never have seen
-/// add nothing, so they are dropped when there is a path.
-fn with_path<'a, S: DeserializeSeed<'a>>(
-    text: &'a str,
-    seed: S,
-    plain: serde_json::Error,
-) -> (String, String) {
+/// Parses the whole text as `T`. On failure, parses again with path
+/// tracking, so that the error names the field; the fast path pays nothing
+/// for the good message.
+pub fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, FieldError> {
+    let plain = match serde_json::from_str(text) {
+        Ok(value) => return Ok(value),
+        Err(plain) => plain,
+    };
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let mut track = serde_path_to_error::Track::new();
-    let result = seed.deserialize(serde_path_to_error::Deserializer::new(
+    let tracked = T::deserialize(serde_path_to_error::Deserializer::new(
         &mut deserializer,
         &mut track,
     ));
     let path = track.path().to_string();
-    // serde quotes the offending value in full; a warning or a 400 body must
-    // stay short whatever the input.
-    let short = |message: &str| super::patch::shown(message).into_owned();
-    match result {
-        Err(e) if path != "." && !path.is_empty() => {
-            let message = e.to_string();
-            let reason = message.split(" at line ").next().unwrap_or(&message);
-            (path, short(reason))
-        }
-        _ => (String::new(), short(&plain.to_string())),
+    match tracked {
+        Err(error) if path != "." && !path.is_empty() => Err(FieldError {
+            field: path,
+            error,
+            located: true,
+        }),
+        _ => Err(FieldError {
+            field: String::new(),
+            error: plain,
+            located: false,
+        }),
     }
 }

@@ -14,6 +14,7 @@ use super::body::{is_json, read_body};
 use super::state::AppState;
 use super::status::{json_response, method_not_allowed, not_found, status};
 use crate::admission;
+use crate::errors::Chain;
 
 pub const MUTATE_PATH: &str = "/mutate";
 
@@ -92,8 +93,9 @@ async fn mutate(
         }
         Err(e) => {
             state.metrics.record_bad_request();
-            tracing::warn!(error = %e, "malformed AdmissionReview");
-            status(StatusCode::BAD_REQUEST, "BadRequest", &e.to_string())
+            let message = Chain(&e).to_string();
+            tracing::warn!(error = message, "malformed AdmissionReview");
+            status(StatusCode::BAD_REQUEST, "BadRequest", &message)
         }
     }
 }

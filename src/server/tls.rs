@@ -20,26 +20,65 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::OffsetDateTime;
 
+use crate::errors::Chain;
 use crate::metrics::Metrics;
 
+/// A certificate or key that cannot be served, naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("{path}: {reason}")]
-    File { path: PathBuf, reason: String },
-    #[error("{cert} and {key} do not form a usable pair: {reason}")]
+    #[error("{}", .path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        problem: FileProblem,
+    },
+    #[error("{} and {} do not form a usable pair", .cert.display(), .key.display())]
     Pair {
         cert: PathBuf,
         key: PathBuf,
-        reason: String,
+        #[source]
+        source: rustls::Error,
     },
-    #[error("TLS configuration: {0}")]
+    #[error("TLS configuration")]
     Config(#[from] rustls::Error),
 }
 
-fn file_error(path: &Path, reason: impl ToString) -> TlsError {
+/// What is wrong with one file.
+#[derive(Debug, thiserror::Error)]
+pub enum FileProblem {
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    #[error("not a PEM certificate chain")]
+    Chain(#[source] rustls_pki_types::pem::Error),
+    #[error("no CERTIFICATE block found")]
+    NoCertificate,
+    #[error("no usable PEM private key")]
+    Key(#[source] rustls_pki_types::pem::Error),
+    #[error(transparent)]
+    Certificate(#[from] CertificateError),
+    #[error(transparent)]
+    Pem(rustls_pki_types::pem::Error),
+    #[error("not a PEM certificate bundle")]
+    Bundle(#[source] rustls_pki_types::pem::Error),
+    #[error("no usable CA certificate found")]
+    NoCa,
+    #[error(transparent)]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+/// A certificate whose expiry cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    #[error("not PEM")]
+    Pem(#[source] x509_parser::nom::Err<x509_parser::error::PEMError>),
+    #[error("not an X.509 certificate")]
+    X509(#[source] x509_parser::nom::Err<x509_parser::error::X509Error>),
+}
+
+fn file_error(path: &Path, problem: impl Into<FileProblem>) -> TlsError {
     TlsError::File {
         path: path.to_path_buf(),
-        reason: reason.to_string(),
+        problem: problem.into(),
     }
 }
 
@@ -77,18 +116,18 @@ impl CertFiles {
     fn parse(&self, source: (Vec<u8>, Vec<u8>)) -> Result<LoadedPair, TlsError> {
         let chain = CertificateDer::pem_slice_iter(&source.0)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| file_error(&self.cert, format!("not a PEM certificate chain: {e}")))?;
+            .map_err(|e| file_error(&self.cert, FileProblem::Chain(e)))?;
         if chain.is_empty() {
-            return Err(file_error(&self.cert, "no CERTIFICATE block found"));
+            return Err(file_error(&self.cert, FileProblem::NoCertificate));
         }
         let key = PrivateKeyDer::from_pem_slice(&source.1)
-            .map_err(|e| file_error(&self.key, format!("no usable PEM private key: {e}")))?;
-        let not_after = not_after(&source.0).map_err(|reason| file_error(&self.cert, reason))?;
+            .map_err(|e| file_error(&self.key, FileProblem::Key(e)))?;
+        let not_after = not_after(&source.0).map_err(|e| file_error(&self.cert, e))?;
         let certified =
-            CertifiedKey::from_der(chain, key, &provider()).map_err(|e| TlsError::Pair {
+            CertifiedKey::from_der(chain, key, &provider()).map_err(|source| TlsError::Pair {
                 cert: self.cert.clone(),
                 key: self.key.clone(),
-                reason: e.to_string(),
+                source,
             })?;
         Ok(LoadedPair {
             certified: Arc::new(certified),
@@ -99,11 +138,9 @@ impl CertFiles {
 }
 
 /// Expiry of the first certificate in a PEM chain.
-pub fn not_after(pem: &[u8]) -> Result<OffsetDateTime, String> {
-    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).map_err(|e| format!("not PEM: {e}"))?;
-    let cert = pem
-        .parse_x509()
-        .map_err(|e| format!("not an X.509 certificate: {e}"))?;
+pub fn not_after(pem: &[u8]) -> Result<OffsetDateTime, CertificateError> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).map_err(CertificateError::Pem)?;
+    let cert = pem.parse_x509().map_err(CertificateError::X509)?;
     Ok(cert.validity().not_after.to_datetime())
 }
 
@@ -132,12 +169,12 @@ pub fn server_config(
         Some(path) => {
             let mut roots = RootCertStore::empty();
             let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| file_error(path, e))?
+                .map_err(|e| file_error(path, FileProblem::Pem(e)))?
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| file_error(path, format!("not a PEM certificate bundle: {e}")))?;
+                .map_err(|e| file_error(path, FileProblem::Bundle(e)))?;
             let (added, _ignored) = roots.add_parsable_certificates(certs);
             if added == 0 {
-                return Err(file_error(path, "no usable CA certificate found"));
+                return Err(file_error(path, FileProblem::NoCa));
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
                 .build()
@@ -186,7 +223,7 @@ impl CertReloader {
             Ok(source) => source,
             Err(e) => {
                 // Mid-swap, or the Secret is gone: keep serving the old pair.
-                tracing::debug!(error = %e, "certificate files not readable; keeping the current pair");
+                tracing::debug!(error = %Chain(&e), "certificate files not readable; keeping the current pair");
                 return false;
             }
         };
@@ -207,7 +244,7 @@ impl CertReloader {
             }
             Err(e) => {
                 self.metrics.certificate_reloaded(false);
-                tracing::error!(error = %e, "new TLS certificate rejected; still serving the previous one");
+                tracing::error!(error = %Chain(&e), "new TLS certificate rejected; still serving the previous one");
                 false
             }
         }
