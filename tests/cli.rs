@@ -1,6 +1,6 @@
 //! The command line: `mutate`, `config` and `certs`, run as users run them.
 
-mod common;
+mod objects;
 
 use std::io::Write;
 use std::path::Path;
@@ -287,8 +287,8 @@ fn fixtures_match_the_shared_copies() {
         eprintln!("skipping: no shared fixtures beside the checkout");
         return;
     }
-    for name in common::FIXTURES {
-        let ours = common::fixture_bytes(name);
+    for name in objects::FIXTURES {
+        let ours = objects::fixture_bytes(name);
         let theirs = std::fs::read(shared.join(name)).expect("shared fixture");
         assert_eq!(ours, theirs, "{name} differs from the shared fixture");
     }

@@ -8,14 +8,14 @@
 //! `../shared/tools/apiserver-admit/apiserver-admit`. Where it is absent (a
 //! user's clone) the tests skip with a message; under CI they must run.
 
-mod common;
-mod support;
+mod live_server;
+mod objects;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::Engine as _;
-use common::{apply_response, check_fixture_outcome, fixture, FIXTURES};
+use objects::{apply_response, check_fixture_outcome, fixture, FIXTURES};
 use serde_json::{json, Value};
 
 fn harness() -> Option<PathBuf> {
@@ -91,7 +91,7 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(binary: PathBuf, server: &support::TestServer) -> Self {
+    fn new(binary: PathBuf, server: &live_server::TestServer) -> Self {
         let dir = tempfile::tempdir().expect("dir");
         let configuration = webhook_configuration(&server.ca_pems[0]);
         std::fs::write(dir.path().join("mwc.json"), configuration.to_string()).expect("write");
@@ -159,7 +159,7 @@ fn without_nulls(value: &Value) -> Value {
     }
 }
 
-async fn requests_seen(server: &support::TestServer) -> f64 {
+async fn requests_seen(server: &live_server::TestServer) -> f64 {
     let (_, text) = server.admin_get("/metrics").await;
     text.lines()
         .filter(|l| l.starts_with("registry_rewriter_admission_requests_total{"))
@@ -170,7 +170,7 @@ async fn requests_seen(server: &support::TestServer) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fixture_through_the_api_server_plugin() {
     let Some(binary) = harness() else { return };
-    let server = support::start().await;
+    let server = live_server::start().await;
     let harness = Harness::new(binary, &server);
     let client = server.client();
     for name in FIXTURES {
@@ -189,7 +189,7 @@ async fn every_fixture_through_the_api_server_plugin() {
         assert_eq!(admission.code, 0, "{name}: admitted\n{}", admission.stderr);
 
         // What our own tests accept must be what the API server produces.
-        let response = client.post(common::fixture_bytes(name)).await.json();
+        let response = client.post(objects::fixture_bytes(name)).await.json();
         let ours = apply_response(&review, &response);
         check_fixture_outcome(name, &admission.admitted, &response);
         assert_eq!(
@@ -215,7 +215,7 @@ async fn every_fixture_through_the_api_server_plugin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaces_the_webhook_must_never_see() {
     let Some(binary) = harness() else { return };
-    let server = support::start().await;
+    let server = live_server::start().await;
     let harness = Harness::new(binary, &server);
     let pod = fixture("pod-create-from-deployment.json")["request"]["object"].clone();
     let internal_image = pod["spec"]["containers"][0]["image"].clone();
@@ -263,7 +263,7 @@ async fn namespaces_the_webhook_must_never_see() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skip_annotation_is_not_even_sent() {
     let Some(binary) = harness() else { return };
-    let server = support::start().await;
+    let server = live_server::start().await;
     let harness = Harness::new(binary, &server);
     let mut pod = fixture("pod-create-from-deployment.json")["request"]["object"].clone();
     pod["metadata"]["annotations"]["registry-rewriter.k8s-lab.dev/skip"] = json!("true");
@@ -293,7 +293,7 @@ async fn skip_annotation_is_not_even_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_debug_is_rewritten_and_pod_updates_are_not() {
     let Some(binary) = harness() else { return };
-    let server = support::start().await;
+    let server = live_server::start().await;
     let harness = Harness::new(binary, &server);
     let review = fixture("pod-update-ephemeralcontainers-debug.json");
     let call = Call {
@@ -330,7 +330,7 @@ async fn kubectl_debug_is_rewritten_and_pod_updates_are_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_webhook_fails_open() {
     let Some(binary) = harness() else { return };
-    let mut server = support::start().await;
+    let mut server = live_server::start().await;
     let harness = Harness::new(binary, &server);
     server.begin_shutdown().await.expect("stopped");
     let pod = fixture("pod-create-from-deployment.json")["request"]["object"].clone();
@@ -353,23 +353,23 @@ async fn an_unreachable_webhook_fails_open() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certs_overlay_as_rendered_works_end_to_end() {
     let Some(binary) = harness() else { return };
-    let Some(kubectl) = common::kustomize::kubectl() else {
+    let Some(kubectl) = objects::kustomize::kubectl() else {
         return;
     };
-    let server = support::start().await;
+    let server = live_server::start().await;
     let scratch = tempfile::tempdir().expect("dir");
     let certs = scratch.path().join("certs");
     std::fs::create_dir(&certs).expect("dir");
     for file in ["ca.crt", "tls.crt", "tls.key"] {
         std::fs::copy(server.dir.path().join(file), certs.join(file)).expect("copy");
     }
-    let root = common::kustomize::root();
+    let root = objects::kustomize::root();
     std::fs::copy(
         root.join("certs/kustomization.yaml"),
         certs.join("kustomization.yaml"),
     )
     .expect("copy");
-    common::kustomize::copy_dir(&root.join("manifests"), &scratch.path().join("manifests"));
+    objects::kustomize::copy_dir(&root.join("manifests"), &scratch.path().join("manifests"));
     let output = Command::new(&kubectl)
         .arg("kustomize")
         .arg(&certs)
@@ -401,7 +401,7 @@ async fn certs_overlay_as_rendered_works_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sidecars_injected_by_a_later_webhook_are_rewritten_on_reinvocation() {
     let Some(binary) = harness() else { return };
-    let server = support::start().await;
+    let server = live_server::start().await;
     let harness = Harness::new(binary, &server);
     let (injector_addr, injector_ca) = start_sidecar_injector().await;
     let injector = json!({

@@ -2,9 +2,9 @@
 //! original object and checks the result, and re-runs the engine on that
 //! result to prove it yields no further operation.
 
-mod common;
+mod objects;
 
-use common::{admit, admit_with, assert_only_rewritable_fields_changed, job, pod, run};
+use objects::{admit, admit_with, assert_only_rewritable_fields_changed, job, pod, run};
 use registry_rewriter::config::Config;
 use registry_rewriter::engine::ORIGINAL_IMAGES_ANNOTATION;
 use registry_rewriter::engine::{self, ChangeKind, Scope, Workload};

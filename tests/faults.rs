@@ -2,8 +2,8 @@
 //! figures (requests sent and failed, latencies, RSS) are printed; run with
 //! `cargo test --test faults -- --nocapture` to see them.
 
-mod common;
-mod support;
+mod live_server;
+mod objects;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::fixture_bytes;
 use hyper::StatusCode;
-use support::Process;
+use live_server::Process;
+use objects::fixture_bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
@@ -25,7 +25,7 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_connections() {
-    let server = support::start().await;
+    let server = live_server::start().await;
     let client = server.client();
     let body = Bytes::from(fixture_bytes("pod-create-from-deployment.json"));
     let started = Instant::now();
@@ -102,7 +102,7 @@ async fn sigterm_under_load_drops_nothing_in_flight() {
                     };
                     let head = format!(
                         "POST /mutate HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        support::SERVICE_DNS,
+                        live_server::SERVICE_DNS,
                         body.len()
                     );
                     let started = Instant::now();

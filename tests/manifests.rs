@@ -3,9 +3,9 @@
 //! cluster safe. kubectl comes from `KUBECTL` or the PATH; under CI it must
 //! be there, elsewhere the rendering tests skip with a message.
 
-mod common;
+mod objects;
 
-use common::kustomize::{copy_dir, kubectl, render, root};
+use objects::kustomize::{copy_dir, kubectl, render, root};
 
 use std::path::Path;
 use std::process::Command;
@@ -433,8 +433,8 @@ fn kaniko_example_is_a_valid_job_and_is_rewritten() {
     let text = std::fs::read_to_string(&path).expect("file");
     let object: Value = serde_yaml_ng::from_str(&text).expect("YAML");
     let _: Job = typed(&object);
-    let workload = common::job();
-    let (admitted, mutation) = common::admit(&object, workload);
+    let workload = objects::job();
+    let (admitted, mutation) = objects::admit(&object, workload);
     let args = admitted
         .pointer("/spec/template/spec/containers/0/args")
         .expect("args")

@@ -2,9 +2,9 @@
 //! own structure (which host, path, tag and digest it chose), not from the
 //! parser under test.
 
-mod common;
+mod objects;
 
-use common::{admit, assert_only_rewritable_fields_changed, pod};
+use objects::{admit, assert_only_rewritable_fields_changed, pod};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

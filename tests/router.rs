@@ -1,6 +1,6 @@
 //! The axum Router driven in process with the fixtures, no sockets.
 
-mod common;
+mod objects;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode};
-use common::{apply_response, check_fixture_outcome, fixture, fixture_bytes, FIXTURES};
 use http_body_util::BodyExt;
 use hyper::body::Frame;
+use objects::{apply_response, check_fixture_outcome, fixture, fixture_bytes, FIXTURES};
 use registry_rewriter::config::Config;
 use registry_rewriter::metrics::Metrics;
 use registry_rewriter::server::{router, AppState, DEFAULT_MAX_BODY_BYTES};
@@ -146,7 +146,7 @@ fn the_log_summary_names_the_object_or_its_generate_name() {
 #[test]
 fn object_before_kind_gets_the_same_answer() {
     let config = Config::default();
-    for name in common::FIXTURES {
+    for name in objects::FIXTURES {
         let review = fixture(name);
         let request = review["request"].as_object().expect("request");
         let mut reordered = serde_json::Map::new();

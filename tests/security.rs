@@ -3,8 +3,8 @@
 //! non-root with the binary alone. (mTLS and the admin port are covered in
 //! tests/server.rs; the hardened securityContext in tests/manifests.rs.)
 
-mod common;
-mod support;
+mod live_server;
+mod objects;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -34,7 +34,7 @@ fn handshake(openssl: &str, addr: std::net::SocketAddr, args: &[&str]) -> (bool,
             "-connect",
             &addr.to_string(),
             "-servername",
-            support::SERVICE_DNS,
+            live_server::SERVICE_DNS,
         ])
         .args(args)
         .stdin(Stdio::piped())
@@ -56,7 +56,7 @@ fn handshake(openssl: &str, addr: std::net::SocketAddr, args: &[&str]) -> (bool,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_tls_1_2_and_1_3_with_strong_suites() {
     let Some(openssl) = openssl() else { return };
-    let server = support::start().await;
+    let server = live_server::start().await;
     let addr = server.addr;
     tokio::task::spawn_blocking(move || {
         // The client's own security level is lowered so that it really offers
@@ -107,13 +107,13 @@ async fn only_tls_1_2_and_1_3_with_strong_suites() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_material_in_logs() {
-    let process = support::Process::start(
+    let process = live_server::Process::start(
         &["--cert-reload-interval", "100ms", "--shutdown-delay", "0s"],
         "trace",
     );
     let client = process.client();
     for body in [
-        common::fixture_bytes("pod-create-from-deployment.json"),
+        objects::fixture_bytes("pod-create-from-deployment.json"),
         b"{not json".to_vec(),
     ] {
         let _ = client.post(body).await;
@@ -123,7 +123,7 @@ async fn no_secret_material_in_logs() {
     let served_key = std::fs::read_to_string(process.dir.path().join("tls.key")).expect("key");
     let served_cert =
         std::fs::read_to_string(process.dir.path().join("tls.crt")).expect("certificate");
-    let other = support::generate(&[]);
+    let other = live_server::generate(&[]);
     std::fs::File::create(process.dir.path().join("tls.key"))
         .and_then(|mut f| f.write_all(other.key_pem.as_bytes()))
         .expect("write");
@@ -158,7 +158,7 @@ async fn no_secret_material_in_logs() {
 #[test]
 fn the_image_runs_as_non_root_with_the_binary_alone() {
     let dockerfile =
-        std::fs::read_to_string(common::kustomize::root().join("Dockerfile")).expect("Dockerfile");
+        std::fs::read_to_string(objects::kustomize::root().join("Dockerfile")).expect("Dockerfile");
     let final_stage = dockerfile
         .rsplit_once("\nFROM ")
         .expect("a multi-stage build")

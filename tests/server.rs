@@ -1,16 +1,16 @@
 //! The real server on loopback, called over real TLS the way the API server
 //! calls it.
 
-mod common;
-mod support;
+mod live_server;
+mod objects;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{apply_response, check_fixture_outcome, fixture, fixture_bytes, FIXTURES};
 use http_body_util::Full;
 use hyper::{Method, Request, StatusCode};
-use support::{generate, start, start_with, TlsClient, SERVICE_DNS};
+use live_server::{generate, start, start_with, TlsClient, SERVICE_DNS};
+use objects::{apply_response, check_fixture_outcome, fixture, fixture_bytes, FIXTURES};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -321,7 +321,7 @@ async fn post_that_waits(
 }
 
 /// Waits until a gauge reads `value`.
-async fn wait_for_metric(server: &support::TestServer, line_prefix: &str, value: f64) {
+async fn wait_for_metric(server: &live_server::TestServer, line_prefix: &str, value: f64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while server.metric(line_prefix).await != value {
         assert!(
@@ -397,7 +397,7 @@ async fn open_idle(count: usize, addr: std::net::SocketAddr) -> Vec<TcpStream> {
 
 /// The certificate a new handshake gets. A fresh client each time: a
 /// resumed session would not carry the certificate again.
-async fn served_certificate(server: &support::TestServer) -> Vec<u8> {
+async fn served_certificate(server: &live_server::TestServer) -> Vec<u8> {
     let stream = server.client().connect().await.expect("TLS");
     stream
         .get_ref()
@@ -703,7 +703,7 @@ async fn client_certificates_are_required_with_a_client_ca() {
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("versions")
-        .with_root_certificates(support::roots(&server.ca_pems))
+        .with_root_certificates(live_server::roots(&server.ca_pems))
         .with_client_auth_cert(vec![client_cert.der().clone()], key)
         .expect("client auth");
     let authenticated = TlsClient::with_config(server.addr, config);
@@ -717,7 +717,7 @@ async fn tls_1_2_is_accepted() {
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS12])
         .expect("versions")
-        .with_root_certificates(support::roots(&server.ca_pems))
+        .with_root_certificates(live_server::roots(&server.ca_pems))
         .with_no_client_auth();
     let client = TlsClient::with_config(server.addr, config);
     let stream = client.connect().await.expect("TLS 1.2 handshake");

@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests.
+//! What goes in and comes out of a review: the AdmissionReview fixtures, the
+//! engine run on an object with its patch applied, the rendered manifests.
 #![allow(dead_code)]
 
 pub mod kustomize;
