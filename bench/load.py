@@ -19,6 +19,13 @@ which is steadier than a ratio of medians on a noisy machine. Results go to stdo
 target/bench-load/results.json.
 
     bench/load.py [--repeat N] [--seconds S] [--fixture FILE] [--compact]
+                  [--binary FILE] [--baseline FILE]
+
+--binary serves a prebuilt registry-rewriter instead of building one.
+--baseline puts a second registry-rewriter build (say, main's, or one with a
+hand-written piece swapped for a library) where the floor goes: the rounds
+are then a paired A/B of the two builds, and the ratio says what the change
+buys.
 
 The fixtures are stored indented for reading; kube-apiserver sends the same
 review as compact JSON. --compact sends it that way (about half the bytes).
@@ -181,22 +188,28 @@ def main():
     parser.add_argument("--fixture", default=str(ROOT / "tests/fixtures/pod-create-from-deployment.json"))
     parser.add_argument("--compact", action="store_true",
                         help="send the fixture as compact JSON, as kube-apiserver writes it")
+    parser.add_argument("--binary", help="a prebuilt registry-rewriter to measure")
+    parser.add_argument("--baseline", help="a second registry-rewriter build, in place of the floor")
     args = parser.parse_args()
     if not shutil.which("h2load"):
         sys.exit("h2load not found: apt-get install nghttp2-client")
 
-    run(["cargo", "build", "--release", "--bin", "registry-rewriter", "--example", "floor-server"], cwd=ROOT)
+    if not args.binary or not args.baseline:
+        run(["cargo", "build", "--release", "--bin", "registry-rewriter", "--example", "floor-server"], cwd=ROOT)
+    binary = Path(args.binary) if args.binary else RELEASE / "registry-rewriter"
     work = Path(tempfile.mkdtemp(prefix="registry-rewriter-load-"))
-    run([RELEASE / "registry-rewriter", "certs", "--out", work, "--dns", "localhost", "--ip", "127.0.0.1"])
+    run([binary, "certs", "--out", work, "--dns", "localhost", "--ip", "127.0.0.1"])
     fixture = Path(args.fixture)
     if args.compact:
         compact = work / ("compact-" + fixture.name)
         compact.write_text(json.dumps(json.loads(fixture.read_text()), separators=(",", ":"), ensure_ascii=False))
         fixture = compact
 
-    server = [RELEASE / "registry-rewriter", "serve", "--listen", f"127.0.0.1:{TLS_PORT}",
-              "--admin-listen", f"127.0.0.1:{ADMIN_PORT}", "--tls-cert", work / "tls.crt",
-              "--tls-key", work / "tls.key", "--shutdown-delay", "0s", "--log-format", "json"]
+    def serve(executable, port, admin_port):
+        return [executable, "serve", "--listen", f"127.0.0.1:{port}",
+                "--admin-listen", f"127.0.0.1:{admin_port}", "--tls-cert", work / "tls.crt",
+                "--tls-key", work / "tls.key", "--shutdown-delay", "0s", "--log-format", "json"]
+    server = serve(binary, TLS_PORT, ADMIN_PORT)
     log = open(work / "server.log", "w")
     # Start-to-ready: the median of five cold starts; the last one stays up.
     starts = []
@@ -216,8 +229,13 @@ def main():
          "--data-binary", f"@{fixture}", f"https://localhost:{TLS_PORT}/mutate"],
         check=True, capture_output=True).stdout
     (work / "response.json").write_bytes(response)
-    floor = subprocess.Popen([RELEASE / "examples" / "floor-server", f"127.0.0.1:{FLOOR_PORT}",
-                              work / "tls.crt", work / "tls.key", work / "response.json"])
+    if args.baseline:
+        # Same fixture, same response; its logs go to their own file.
+        floor = subprocess.Popen(serve(args.baseline, FLOOR_PORT, ADMIN_PORT + 1),
+                                 stdout=open(work / "baseline.log", "w"), stderr=subprocess.STDOUT)
+    else:
+        floor = subprocess.Popen([RELEASE / "examples" / "floor-server", f"127.0.0.1:{FLOOR_PORT}",
+                                  work / "tls.crt", work / "tls.key", work / "response.json"])
     wait_for_port(FLOOR_PORT)
 
     rounds = {"registry-rewriter": [], "floor": []}
@@ -228,8 +246,9 @@ def main():
             rate = int(saturation / 2)
             order = [("floor", FLOOR_PORT), ("registry-rewriter", TLS_PORT)]
             for name, port in order if i % 2 == 0 else order[::-1]:
-                print(f"round {i + 1}/{args.repeat}: {name} (fixed rate {rate} req/s)", file=sys.stderr)
                 is_ours = name == "registry-rewriter"
+                label = "baseline" if args.baseline and not is_ours else name
+                print(f"round {i + 1}/{args.repeat}: {label} (fixed rate {rate} req/s)", file=sys.stderr)
                 pid = ours.pid if is_ours else floor.pid
                 rounds[name].append(measure(name, port, fixture, args.seconds, rate, pid, track_rss=is_ours))
         # The first round runs before any burst of new connections; later
@@ -262,7 +281,8 @@ def main():
 
     print(f"\nfixture {fixture.name} ({summary['request_bytes']} B in, {len(response)} B out), "
           f"median of {args.repeat} rounds of {args.seconds} s\n")
-    print("| measure | registry-rewriter | floor | ratio (median of rounds) |\n|---|---|---|---|")
+    other = "baseline" if args.baseline else "floor"
+    print(f"| measure | registry-rewriter | {other} | ratio (median of rounds) |\n|---|---|---|---|")
     row("HTTP/2 saturation (4 conns x 16 streams)", "h2_saturation", "req_per_s", unit=" req/s")
     row("HTTP/1.1 saturation (32 conns)", "h1_saturation", "req_per_s", unit=" req/s")
     row("fixed rate: achieved", "h2_fixed_rate", "req_per_s", unit=" req/s")
