@@ -36,7 +36,6 @@ pub mod certs;
 pub mod config;
 pub mod engine;
 pub mod errors;
-mod json_text;
 pub mod logging;
 pub mod metrics;
 pub mod preview;
