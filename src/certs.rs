@@ -185,7 +185,7 @@ pub fn ensure_development_certs(dir: &Path) -> Result<DevelopmentCerts, CertsErr
         .ok()
         .filter(|_| dir.join(CA_FILE).is_file() && dir.join(KEY_FILE).is_file());
     if let Some(pem) = existing {
-        let still_valid = crate::server::tls::not_after(&pem)
+        let still_valid = not_after(&pem)
             .is_ok_and(|not_after| not_after > OffsetDateTime::now_utc() + Duration::days(1));
         if still_valid {
             return Ok(DevelopmentCerts {
@@ -199,6 +199,22 @@ pub fn ensure_development_certs(dir: &Path) -> Result<DevelopmentCerts, CertsErr
         created: true,
         covers_localhost: true,
     })
+}
+
+/// Expiry of the first certificate in a PEM chain.
+pub fn not_after(pem: &[u8]) -> Result<OffsetDateTime, CertificateError> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).map_err(CertificateError::Pem)?;
+    let cert = pem.parse_x509().map_err(CertificateError::X509)?;
+    Ok(cert.validity().not_after.to_datetime())
+}
+
+/// A certificate whose expiry cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    #[error("not PEM")]
+    Pem(#[source] x509_parser::nom::Err<x509_parser::error::PEMError>),
+    #[error("not an X.509 certificate")]
+    X509(#[source] x509_parser::nom::Err<x509_parser::error::X509Error>),
 }
 
 /// Does the first certificate in `pem` name `localhost` and `127.0.0.1`?

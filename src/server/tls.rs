@@ -20,6 +20,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::OffsetDateTime;
 
+use crate::certs::{not_after, CertificateError};
 use crate::errors::Chain;
 use crate::metrics::Metrics;
 
@@ -64,15 +65,6 @@ pub enum FileProblem {
     NoCa,
     #[error(transparent)]
     Verifier(#[from] rustls::server::VerifierBuilderError),
-}
-
-/// A certificate whose expiry cannot be read.
-#[derive(Debug, thiserror::Error)]
-pub enum CertificateError {
-    #[error("not PEM")]
-    Pem(#[source] x509_parser::nom::Err<x509_parser::error::PEMError>),
-    #[error("not an X.509 certificate")]
-    X509(#[source] x509_parser::nom::Err<x509_parser::error::X509Error>),
 }
 
 fn file_error(path: &Path, problem: impl Into<FileProblem>) -> TlsError {
@@ -135,13 +127,6 @@ impl CertFiles {
             source,
         })
     }
-}
-
-/// Expiry of the first certificate in a PEM chain.
-pub fn not_after(pem: &[u8]) -> Result<OffsetDateTime, CertificateError> {
-    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).map_err(CertificateError::Pem)?;
-    let cert = pem.parse_x509().map_err(CertificateError::X509)?;
-    Ok(cert.validity().not_after.to_datetime())
 }
 
 /// Hands every new handshake the current pair.
