@@ -435,16 +435,13 @@ fn kaniko_seed_build_is_moved_to_https() {
     );
     let kinds: Vec<ChangeKind> = mutation.changes.iter().map(|c| c.kind).collect();
     assert_eq!(
-        kinds
-            .iter()
-            .filter(|k| **k == ChangeKind::KanikoArg)
-            .count(),
+        kinds.iter().filter(|k| **k == ChangeKind::BuildArg).count(),
         2
     );
     assert_eq!(
         kinds
             .iter()
-            .filter(|k| **k == ChangeKind::KanikoFlagRemoved)
+            .filter(|k| **k == ChangeKind::BuildFlagRemoved)
             .count(),
         2
     );

@@ -614,15 +614,15 @@ async fn metrics_count_reviews_and_changes() {
         2.0
     );
     assert_eq!(
-        value("registry_rewriter_rewrites_total{field=\"kaniko_arg\"}"),
+        value("registry_rewriter_rewrites_total{field=\"build_arg\"}"),
         2.0
     );
     assert_eq!(
-        value("registry_rewriter_rewrites_total{field=\"kaniko_flag_removed\"}"),
+        value("registry_rewriter_rewrites_total{field=\"build_flag_removed\"}"),
         1.0
     );
     assert_eq!(
-        value("registry_rewriter_rewrites_total{field=\"kaniko_registry_map\"}"),
+        value("registry_rewriter_rewrites_total{field=\"registry_map\"}"),
         3.0
     );
     assert_eq!(

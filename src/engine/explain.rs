@@ -7,8 +7,8 @@ use std::borrow::Cow;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChangeKind {
     Image,
-    KanikoArg,
-    KanikoFlagRemoved,
+    BuildArg,
+    BuildFlagRemoved,
     RegistryMap,
     ImagePullSecret,
 }
@@ -17,9 +17,9 @@ impl ChangeKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ChangeKind::Image => "image",
-            ChangeKind::KanikoArg => "kaniko_arg",
-            ChangeKind::KanikoFlagRemoved => "kaniko_flag_removed",
-            ChangeKind::RegistryMap => "kaniko_registry_map",
+            ChangeKind::BuildArg => "build_arg",
+            ChangeKind::BuildFlagRemoved => "build_flag_removed",
+            ChangeKind::RegistryMap => "registry_map",
             ChangeKind::ImagePullSecret => "image_pull_secret",
         }
     }

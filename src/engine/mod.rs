@@ -2,8 +2,8 @@
 //! configuration to RFC 6902 operations plus one explanation per change.
 //! It does no I/O, never panics, and never re-serialises the object.
 
+mod builders;
 mod explain;
-mod kaniko;
 mod patch;
 pub mod rules;
 pub mod view;
@@ -135,14 +135,14 @@ pub fn mutate_parts(
                 index,
                 name: container.name.as_deref(),
             };
-            // Parsed once, for the rules and for Kaniko detection.
+            // Parsed once, for the rules and for finding a builder.
             let image = container
                 .image
                 .as_deref()
                 .map(|text| (text, ImageRef::parse(text)));
             on_target_registry |= rewrite_image(&at, image.as_ref(), rules, &mut builder);
             let image = image.as_ref().and_then(|(_, parsed)| parsed.as_ref().ok());
-            kaniko::rewrite(&at, container, image, rules, &mut builder);
+            builders::rewrite(&at, container, image, rules, &mut builder);
         }
     }
 

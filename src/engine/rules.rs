@@ -18,7 +18,9 @@ pub struct Rules {
     pub image_pull_secrets: Vec<String>,
     /// Kinds whose pod templates are rewritten.
     pub kinds: Vec<&'static Workload>,
-    pub kaniko: KanikoRules,
+    /// Image builders, tried in order.
+    pub builders: Vec<BuilderProfile>,
+    pub wrappers: Vec<Wrapper>,
 }
 
 /// A rewrite rule, parsed and normalised.
@@ -39,23 +41,62 @@ pub struct RewriteRule {
     pub to_prefix: String,
 }
 
-/// How Kaniko containers are recognised and which of their flags matter.
+/// One image builder, as the engine applies it (see `config::builders`
+/// for what each field means).
 #[derive(Debug, Clone, Default)]
-pub struct KanikoRules {
-    /// Repositories whose containers are Kaniko, at any tag or digest.
+pub struct BuilderProfile {
+    pub name: String,
     pub repositories: Vec<Repository>,
-    /// `command[0]` values that mark a container as Kaniko.
-    pub executor_commands: Vec<String>,
-    /// Flags whose value is an image reference to rewrite.
+    pub executables: Vec<String>,
+    pub subcommands: Vec<String>,
+    pub image_arguments: Vec<String>,
+    pub value_flags: Vec<String>,
     pub image_flags: Vec<String>,
-    /// Flags whose value is a registry location (`host[:port][/path]`) to rewrite.
     pub location_flags: Vec<String>,
-    /// Boolean TLS-weakening flags, removed wherever they appear.
+    pub csv_flags: Vec<String>,
     pub remove_flags: Vec<String>,
-    /// Registry-valued TLS-weakening flags, removed when they name a rewritten registry.
     pub remove_registry_flags: Vec<String>,
-    /// Add `--registry-map` from every internal registry to its HTTPS host.
-    pub registry_map: bool,
+    pub tls_verify_flag: Option<String>,
+    pub registry_map_flag: Option<String>,
+}
+
+/// A CI engine's step wrapper (see `config::builders`).
+#[derive(Debug, Clone, Default)]
+pub struct Wrapper {
+    pub name: String,
+    pub executables: Vec<String>,
+    pub subcommand: Option<String>,
+    pub executable_flag: Option<String>,
+}
+
+/// Does `configured` name `executable`? A name without `/` matches the
+/// program in any directory.
+pub fn names_executable(configured: &str, executable: &str) -> bool {
+    configured == executable
+        || (!configured.contains('/')
+            && executable
+                .strip_suffix(configured)
+                .is_some_and(|dir| dir.ends_with('/')))
+}
+
+impl BuilderProfile {
+    pub fn runs(&self, executable: &str) -> bool {
+        self.executables
+            .iter()
+            .any(|e| names_executable(e, executable))
+    }
+
+    pub fn is_image(&self, image: &ImageRef<'_>) -> bool {
+        self.repositories.iter().any(|r| r.matches(image))
+    }
+}
+
+impl Wrapper {
+    pub fn wraps(&self, executable: &str) -> bool {
+        self.executables
+            .iter()
+            .any(|e| names_executable(e, executable))
+    }
 }
 
 impl RewriteRule {
@@ -118,8 +159,17 @@ impl Rules {
         self.rewrites.iter().any(|r| r.is_target(domain))
     }
 
-    /// Is `image` one of the configured Kaniko repositories (any tag/digest)?
-    pub fn is_kaniko_image(&self, image: &ImageRef<'_>) -> bool {
-        self.kaniko.repositories.iter().any(|r| r.matches(image))
+    /// The builder whose image this is, at any tag or digest.
+    pub fn builder_for_image(&self, image: &ImageRef<'_>) -> Option<&BuilderProfile> {
+        self.builders.iter().find(|b| b.is_image(image))
+    }
+
+    /// The builder that `executable` is.
+    pub fn builder_for_executable(&self, executable: &str) -> Option<&BuilderProfile> {
+        self.builders.iter().find(|b| b.runs(executable))
+    }
+
+    pub fn wrapper_for(&self, executable: &str) -> Option<&Wrapper> {
+        self.wrappers.iter().find(|w| w.wraps(executable))
     }
 }

@@ -8,7 +8,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::rules::{KanikoRules, RewriteRule, Rules};
+mod builders;
+
+use builders::strings;
+pub use builders::{BuilderSpec, WrapperSpec};
+
+use crate::engine::rules::{BuilderProfile, RewriteRule, Rules, Wrapper};
 use crate::engine::WORKLOADS;
 use crate::reference::{ImageRef, Location, ReferenceError, Repository};
 
@@ -20,7 +25,12 @@ pub struct ConfigFile {
     pub rewrites: Vec<RewriteRuleSpec>,
     /// Secrets appended to `imagePullSecrets` when an image is on a rewrite target.
     pub image_pull_secrets: Vec<String>,
-    pub kaniko: KanikoSpec,
+    /// Image builders and the CI wrappers they run in.
+    pub builders: BuildersSpec,
+    /// The Kaniko profile's fields under their first names; kept so that
+    /// files written before `builders` load as they did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kaniko: Option<KanikoSpec>,
     /// Kinds whose pod templates are rewritten.
     pub kinds: Vec<String>,
 }
@@ -36,25 +46,25 @@ pub struct RewriteRuleSpec {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct KanikoSpec {
-    /// Repositories (no tag) whose containers are Kaniko, at any tag or digest.
-    pub images: Vec<String>,
-    /// `command[0]` values that mark a container as Kaniko.
-    pub executor_commands: Vec<String>,
-    /// Flags whose value is an image reference to rewrite.
-    pub image_flags: Vec<String>,
-    /// Flags whose value is a registry location (`host[:port][/path]`) to rewrite.
-    pub location_flags: Vec<String>,
-    /// Boolean TLS-weakening flags, removed wherever they appear.
-    pub remove_flags: Vec<String>,
-    /// Registry-valued TLS-weakening flags, removed when they name a rewritten registry.
-    pub remove_registry_flags: Vec<String>,
-    /// Add `--registry-map` from every internal registry to its HTTPS host.
-    pub registry_map: bool,
+pub struct BuildersSpec {
+    /// Tried in order; the first that recognises a container applies.
+    pub profiles: Vec<BuilderSpec>,
+    pub wrappers: Vec<WrapperSpec>,
 }
 
-fn strings(values: &[&str]) -> Vec<String> {
-    values.iter().map(|v| (*v).to_owned()).collect()
+/// `kaniko:` as it was before `builders`: each key sets the same field of
+/// the profile named `kaniko` (`executorCommands` is its `executables`, and
+/// `registryMap: false` takes its `registryMapFlag` away).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct KanikoSpec {
+    pub images: Vec<String>,
+    pub executor_commands: Vec<String>,
+    pub image_flags: Vec<String>,
+    pub location_flags: Vec<String>,
+    pub remove_flags: Vec<String>,
+    pub remove_registry_flags: Vec<String>,
+    pub registry_map: bool,
 }
 
 /// The decision record's values.
@@ -74,35 +84,33 @@ impl Default for ConfigFile {
         ConfigFile {
             rewrites,
             image_pull_secrets: strings(&["registry-credentials"]),
-            kaniko: KanikoSpec::default(),
+            builders: BuildersSpec::default(),
+            kaniko: None,
             kinds: strings(&["Pod", "Job"]),
+        }
+    }
+}
+
+impl Default for BuildersSpec {
+    fn default() -> Self {
+        BuildersSpec {
+            profiles: builders::profiles(),
+            wrappers: builders::wrappers(),
         }
     }
 }
 
 impl Default for KanikoSpec {
     fn default() -> Self {
+        let profile = builders::kaniko();
         KanikoSpec {
-            images: strings(&[
-                // The original project, archived in 2025.
-                "gcr.io/kaniko-project/executor",
-                // Chainguard's maintained fork.
-                "cgr.dev/chainguard/kaniko",
-                "cgr.dev/chainguard/kaniko-fips",
-                // The osscontainertools community fork.
-                "docker.io/martizih/kaniko",
-            ]),
-            executor_commands: strings(&["/kaniko/executor"]),
-            image_flags: strings(&["--destination", "-d", "--cache-repo"]),
-            location_flags: strings(&["--registry-mirror"]),
-            remove_flags: strings(&[
-                "--skip-tls-verify",
-                "--skip-tls-verify-pull",
-                "--insecure",
-                "--insecure-pull",
-            ]),
-            remove_registry_flags: strings(&["--insecure-registry", "--skip-tls-verify-registry"]),
-            registry_map: true,
+            images: profile.images,
+            executor_commands: profile.executables,
+            image_flags: profile.image_flags,
+            location_flags: profile.location_flags,
+            remove_flags: profile.remove_flags,
+            remove_registry_flags: profile.remove_registry_flags,
+            registry_map: profile.registry_map_flag.is_some(),
         }
     }
 }
@@ -157,6 +165,16 @@ pub enum Problem {
     },
     #[error("duplicates rewrites[{index}].from ({from})")]
     DuplicateSource { index: usize, from: String },
+    #[error("{0:?} is not a lower-case name like buildkit")]
+    ProfileName(String),
+    #[error("duplicates the name of {0}")]
+    DuplicateName(String),
+    #[error("neither images nor executables: the builder would never be recognised")]
+    Unrecognisable,
+    #[error("{0:?} is not one of the subcommands")]
+    NotASubcommand(String),
+    #[error("no builder profile named kaniko to apply it to")]
+    NoKanikoProfile,
 }
 
 /// A configuration file that could not be used.
@@ -219,7 +237,7 @@ impl Config {
                 ));
             }
         }
-        let kaniko = compile_kaniko(&file.kaniko)?;
+        let (builders, wrappers) = compile_builders(&file)?;
         let kinds = file
             .kinds
             .iter()
@@ -241,7 +259,8 @@ impl Config {
             rewrites,
             image_pull_secrets: file.image_pull_secrets.clone(),
             kinds,
-            kaniko,
+            builders,
+            wrappers,
         };
         Ok(Config { file, rules })
     }
@@ -317,13 +336,175 @@ fn compile_rule(index: usize, rule: &RewriteRuleSpec) -> Result<RewriteRule, Con
     })
 }
 
-fn compile_kaniko(spec: &KanikoSpec) -> Result<KanikoRules, ConfigError> {
-    let repositories = spec
-        .images
+/// The builder profiles with `kaniko:` applied, and the wrappers.
+fn compile_builders(file: &ConfigFile) -> Result<(Vec<BuilderProfile>, Vec<Wrapper>), ConfigError> {
+    let mut profiles = file.builders.profiles.clone();
+    if let Some(kaniko) = &file.kaniko {
+        check_kaniko(kaniko)?;
+        let profile = profiles
+            .iter_mut()
+            .find(|p| p.name == "kaniko")
+            .ok_or_else(|| error("kaniko", Problem::NoKanikoProfile))?;
+        profile.images = kaniko.images.clone();
+        profile.executables = kaniko.executor_commands.clone();
+        profile.image_flags = kaniko.image_flags.clone();
+        profile.location_flags = kaniko.location_flags.clone();
+        profile.remove_flags = kaniko.remove_flags.clone();
+        profile.remove_registry_flags = kaniko.remove_registry_flags.clone();
+        profile.registry_map_flag = match kaniko.registry_map {
+            true => profile
+                .registry_map_flag
+                .clone()
+                .or(Some("--registry-map".into())),
+            false => None,
+        };
+    }
+    let compiled = profiles
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| compile_profile(spec, &format!("builders.profiles[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_unique_names(
+        compiled.iter().map(|p| p.name.as_str()),
+        "builders.profiles",
+    )?;
+    let wrappers = file
+        .builders
+        .wrappers
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| compile_wrapper(spec, &format!("builders.wrappers[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_unique_names(
+        wrappers.iter().map(|w| w.name.as_str()),
+        "builders.wrappers",
+    )?;
+    Ok((compiled, wrappers))
+}
+
+/// The `kaniko:` keys, named as they are written there.
+fn check_kaniko(spec: &KanikoSpec) -> Result<(), ConfigError> {
+    repositories(&spec.images, "kaniko.images")?;
+    check_flags(&[
+        ("kaniko.imageFlags", &spec.image_flags),
+        ("kaniko.locationFlags", &spec.location_flags),
+        ("kaniko.removeFlags", &spec.remove_flags),
+        ("kaniko.removeRegistryFlags", &spec.remove_registry_flags),
+    ])?;
+    not_empty(&spec.executor_commands, "kaniko.executorCommands")
+}
+
+fn compile_profile(spec: &BuilderSpec, field: &str) -> Result<BuilderProfile, ConfigError> {
+    check_name(&spec.name, &format!("{field}.name"))?;
+    let repositories = repositories(&spec.images, &format!("{field}.images"))?;
+    not_empty(&spec.executables, &format!("{field}.executables"))?;
+    if spec.images.is_empty() && spec.executables.is_empty() {
+        return Err(error(field, Problem::Unrecognisable));
+    }
+    not_empty(&spec.subcommands, &format!("{field}.subcommands"))?;
+    for (i, name) in spec.image_arguments.iter().enumerate() {
+        if !spec.subcommands.contains(name) {
+            return Err(error(
+                format!("{field}.imageArguments[{i}]"),
+                Problem::NotASubcommand(name.clone()),
+            ));
+        }
+    }
+    let single = |name: &str, flag: &Option<String>| {
+        (
+            format!("{field}.{name}"),
+            flag.iter().cloned().collect::<Vec<_>>(),
+        )
+    };
+    let (tls_field, tls) = single("tlsVerifyFlag", &spec.tls_verify_flag);
+    let (map_field, map) = single("registryMapFlag", &spec.registry_map_flag);
+    let lists = [
+        (format!("{field}.valueFlags"), &spec.value_flags),
+        (format!("{field}.imageFlags"), &spec.image_flags),
+        (format!("{field}.locationFlags"), &spec.location_flags),
+        (format!("{field}.csvFlags"), &spec.csv_flags),
+        (format!("{field}.removeFlags"), &spec.remove_flags),
+        (
+            format!("{field}.removeRegistryFlags"),
+            &spec.remove_registry_flags,
+        ),
+    ];
+    let mut named: Vec<(&str, &Vec<String>)> =
+        lists.iter().map(|(f, l)| (f.as_str(), *l)).collect();
+    named.push((&tls_field, &tls));
+    named.push((&map_field, &map));
+    check_flags(&named)?;
+    Ok(BuilderProfile {
+        name: spec.name.clone(),
+        repositories,
+        executables: spec.executables.clone(),
+        subcommands: spec.subcommands.clone(),
+        image_arguments: spec.image_arguments.clone(),
+        value_flags: spec.value_flags.clone(),
+        image_flags: spec.image_flags.clone(),
+        location_flags: spec.location_flags.clone(),
+        csv_flags: spec.csv_flags.clone(),
+        remove_flags: spec.remove_flags.clone(),
+        remove_registry_flags: spec.remove_registry_flags.clone(),
+        tls_verify_flag: spec.tls_verify_flag.clone(),
+        registry_map_flag: spec.registry_map_flag.clone(),
+    })
+}
+
+fn compile_wrapper(spec: &WrapperSpec, field: &str) -> Result<Wrapper, ConfigError> {
+    check_name(&spec.name, &format!("{field}.name"))?;
+    not_empty(&spec.executables, &format!("{field}.executables"))?;
+    if spec.executables.is_empty() {
+        return Err(error(format!("{field}.executables"), Problem::Empty));
+    }
+    let flag: Vec<String> = spec.executable_flag.iter().cloned().collect();
+    check_flags(&[(&format!("{field}.executableFlag"), &flag)])?;
+    if spec.subcommand.as_deref() == Some("") {
+        return Err(error(format!("{field}.subcommand"), Problem::Empty));
+    }
+    Ok(Wrapper {
+        name: spec.name.clone(),
+        executables: spec.executables.clone(),
+        subcommand: spec.subcommand.clone(),
+        executable_flag: spec.executable_flag.clone(),
+    })
+}
+
+fn check_name(name: &str, field: &str) -> Result<(), ConfigError> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !valid {
+        return Err(error(field, Problem::ProfileName(name.to_owned())));
+    }
+    Ok(())
+}
+
+fn check_unique_names<'a>(
+    names: impl Iterator<Item = &'a str>,
+    field: &str,
+) -> Result<(), ConfigError> {
+    let names: Vec<&str> = names.collect();
+    for (i, name) in names.iter().enumerate() {
+        if let Some(j) = names[..i].iter().position(|earlier| earlier == name) {
+            return Err(error(
+                format!("{field}[{i}].name"),
+                Problem::DuplicateName(format!("{field}[{j}]")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Repositories without a tag or digest, as Docker resolves them.
+fn repositories(images: &[String], field: &str) -> Result<Vec<Repository>, ConfigError> {
+    images
         .iter()
         .enumerate()
         .map(|(i, image)| {
-            let field = || format!("kaniko.images[{i}]");
+            let field = || format!("{field}[{i}]");
             let parsed =
                 ImageRef::parse(image).map_err(|e| error(field(), Problem::Reference(e)))?;
             if parsed.tag.is_some() || parsed.digest.is_some() {
@@ -331,14 +512,11 @@ fn compile_kaniko(spec: &KanikoSpec) -> Result<KanikoRules, ConfigError> {
             }
             Ok(Repository::of(&parsed))
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    let flag_lists = [
-        ("kaniko.imageFlags", &spec.image_flags),
-        ("kaniko.locationFlags", &spec.location_flags),
-        ("kaniko.removeFlags", &spec.remove_flags),
-        ("kaniko.removeRegistryFlags", &spec.remove_registry_flags),
-    ];
-    for (field, flags) in flag_lists {
+        .collect()
+}
+
+fn check_flags<F: AsRef<str>>(lists: &[(F, &Vec<String>)]) -> Result<(), ConfigError> {
+    for (field, flags) in lists {
         for (i, flag) in flags.iter().enumerate() {
             let valid = flag.starts_with('-')
                 && flag.len() > 1
@@ -346,27 +524,20 @@ fn compile_kaniko(spec: &KanikoSpec) -> Result<KanikoRules, ConfigError> {
                 && flag != "--";
             if !valid {
                 return Err(error(
-                    format!("{field}[{i}]"),
+                    format!("{}[{i}]", field.as_ref()),
                     Problem::FlagName(flag.clone()),
                 ));
             }
         }
     }
-    if let Some(i) = spec.executor_commands.iter().position(String::is_empty) {
-        return Err(error(
-            format!("kaniko.executorCommands[{i}]"),
-            Problem::Empty,
-        ));
+    Ok(())
+}
+
+fn not_empty(values: &[String], field: &str) -> Result<(), ConfigError> {
+    match values.iter().position(String::is_empty) {
+        Some(i) => Err(error(format!("{field}[{i}]"), Problem::Empty)),
+        None => Ok(()),
     }
-    Ok(KanikoRules {
-        repositories,
-        executor_commands: spec.executor_commands.clone(),
-        image_flags: spec.image_flags.clone(),
-        location_flags: spec.location_flags.clone(),
-        remove_flags: spec.remove_flags.clone(),
-        remove_registry_flags: spec.remove_registry_flags.clone(),
-        registry_map: spec.registry_map,
-    })
 }
 
 /// A rule whose output another rule would rewrite again breaks idempotency
@@ -437,7 +608,11 @@ mod tests {
     #[test]
     fn kaniko_images_match_by_repository() {
         let config = Config::from_yaml("kaniko: {images: [gcr.io/kaniko-project/executor, docker.io/martizih/kaniko, docker.io/library/kaniko]}").unwrap();
-        let is = |image: &str| config.is_kaniko_image(&ImageRef::parse(image).unwrap());
+        let is = |image: &str| {
+            config
+                .builder_for_image(&ImageRef::parse(image).unwrap())
+                .is_some_and(|builder| builder.name == "kaniko")
+        };
         assert!(is("gcr.io/kaniko-project/executor:v1.23.2"));
         assert!(is("GCR.io/kaniko-project/executor@sha256:8d2bdddf00000000000000000000000000000000000000000000000000000001"));
         assert!(is("martizih/kaniko:v1.27.0-debug"));

@@ -1,0 +1,565 @@
+//! Image builders other than bare Kaniko, and builders run by CI wrappers,
+//! case by case. Every case applies the patch to the original object,
+//! checks the builder's arguments after admission, and re-runs the engine
+//! on the result to prove it yields no further operation.
+
+mod objects;
+
+use objects::{admit, job, pod, run};
+use registry_rewriter::config::Config;
+use registry_rewriter::engine::{ChangeKind, Scope};
+use rstest::rstest;
+use serde_json::{json, Value};
+
+const MAPS: [&str; 3] = [
+    "--registry-map=docker-registry.registry.svc.cluster.local:5000=registry.k8s-lab.dev",
+    "--registry-map=docker-registry.registry.svc:5000=registry.k8s-lab.dev",
+    "--registry-map=docker-registry.registry:5000=registry.k8s-lab.dev",
+];
+
+fn pod_running(image: &str, command: Value, args: Value) -> Value {
+    let mut container = json!({"name": "build", "image": image});
+    if !command.is_null() {
+        container["command"] = command;
+    }
+    if !args.is_null() {
+        container["args"] = args;
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "build"},
+        "spec": {"containers": [container]}
+    })
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|v| v.as_str().expect("string").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The container's command and args after admission, as one list.
+fn admitted_arguments(object: &Value) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (admitted, mutation) = admit(object, pod());
+    let container = &admitted["spec"]["containers"][0];
+    let lines = mutation
+        .changes
+        .iter()
+        .map(|c| c.message.clone())
+        .chain(mutation.warnings.iter().map(|w| format!("warning: {w}")))
+        .collect();
+    (
+        strings(&container["command"]),
+        strings(&container["args"]),
+        lines,
+    )
+}
+
+// --- BuildKit ----------------------------------------------------------------
+
+const BUILDKIT: &str = "moby/buildkit:v0.18.2-rootless";
+
+#[rstest]
+#[case::output_with_insecure(
+    json!(["build", "--frontend", "dockerfile.v0", "--output", "type=image,name=docker-registry.registry:5000/team/app:v1,push=true,registry.insecure=true"]),
+    json!(["build", "--frontend", "dockerfile.v0", "--output", "type=image,name=registry.k8s-lab.dev/team/app:v1,push=true"])
+)]
+#[case::output_inline(
+    json!(["build", "--output=type=image,name=docker-registry.registry.svc:5000/a:1,push=true"]),
+    json!(["build", "--output=type=image,name=registry.k8s-lab.dev/a:1,push=true"])
+)]
+#[case::shorthand(
+    json!(["build", "-o", "type=image,registry.insecure=true,name=docker-registry.registry:5000/a:1,push=true"]),
+    json!(["build", "-o", "type=image,name=registry.k8s-lab.dev/a:1,push=true"])
+)]
+#[case::quoted_names_all_internal(
+    json!(["build", "--output", "type=image,\"name=docker-registry.registry:5000/a:1,docker-registry.registry:5000/a:latest\",push=true,registry.insecure=true"]),
+    json!(["build", "--output", "type=image,\"name=registry.k8s-lab.dev/a:1,registry.k8s-lab.dev/a:latest\",push=true"])
+)]
+#[case::internal_and_external_names_mixed(
+    json!(["build", "--output", "type=image,\"name=docker-registry.registry:5000/a:1,docker.io/me/a:1\",push=true,registry.insecure=true"]),
+    json!(["build", "--output", "type=image,\"name=registry.k8s-lab.dev/a:1,docker.io/me/a:1\",push=true,registry.insecure=true"])
+)]
+#[case::other_fields_keep_their_quotes(
+    json!(["build", "--output", "\"type=image\",name=docker-registry.registry:5000/a:1,\"annotation.x=a,b\",push=true"]),
+    json!(["build", "--output", "\"type=image\",name=registry.k8s-lab.dev/a:1,\"annotation.x=a,b\",push=true"])
+)]
+#[case::export_and_import_cache(
+    json!(["build", "--export-cache", "type=registry,ref=docker-registry.registry:5000/team/cache,mode=max,registry.insecure=true", "--import-cache=type=registry,ref=docker-registry.registry:5000/team/cache,registry.insecure=true"]),
+    json!(["build", "--export-cache", "type=registry,ref=registry.k8s-lab.dev/team/cache,mode=max", "--import-cache=type=registry,ref=registry.k8s-lab.dev/team/cache"])
+)]
+#[case::already_external_insecure_goes(
+    json!(["build", "--output", "type=image,name=registry.k8s-lab.dev/a:1,push=true,registry.insecure=true"]),
+    json!(["build", "--output", "type=image,name=registry.k8s-lab.dev/a:1,push=true"])
+)]
+#[case::global_flags_before_the_subcommand(
+    json!(["--addr", "tcp://buildkitd:1234", "build", "--opt", "build-arg:X=--output", "--output", "type=image,name=docker-registry.registry:5000/a:1"]),
+    json!(["--addr", "tcp://buildkitd:1234", "build", "--opt", "build-arg:X=--output", "--output", "type=image,name=registry.k8s-lab.dev/a:1"])
+)]
+fn buildkit_outputs(#[case] args: Value, #[case] expected: Value) {
+    let object = pod_running(BUILDKIT, json!(["buildctl-daemonless.sh"]), args);
+    let (command, args, _) = admitted_arguments(&object);
+    assert_eq!(command, ["buildctl-daemonless.sh"]);
+    assert_eq!(args, strings(&expected));
+}
+
+#[test]
+fn buildkit_lines_name_the_builder() {
+    let object = pod_running(
+        BUILDKIT,
+        json!(["buildctl"]),
+        json!([
+            "build",
+            "--output",
+            "type=image,name=docker-registry.registry:5000/a:1,registry.insecure=true"
+        ]),
+    );
+    let (_, _, lines) = admitted_arguments(&object);
+    assert_eq!(
+        lines,
+        [
+            "containers[build].args (buildkit): --output name=docker-registry.registry:5000/a:1 -> name=registry.k8s-lab.dev/a:1",
+            "containers[build].args (buildkit): --output: removed registry.insecure=true (the registry is now reached over HTTPS)",
+        ]
+    );
+}
+
+#[rstest]
+#[case::bare_quote("type=image,na\"me=docker-registry.registry:5000/a:1")]
+#[case::unclosed_quote("type=image,\"name=docker-registry.registry:5000/a:1")]
+fn buildkit_csv_it_cannot_read_is_left_alone_with_a_warning(#[case] output: &str) {
+    let object = pod_running(
+        BUILDKIT,
+        json!(["buildctl"]),
+        json!(["build", "--output", output]),
+    );
+    let mutation = run(&object, pod(), Scope::Create, &Config::default());
+    assert!(mutation.is_empty());
+    assert_eq!(mutation.warnings.len(), 1, "{:?}", mutation.warnings);
+    assert!(mutation.warnings[0].contains("not the CSV BuildKit reads"));
+}
+
+#[rstest]
+#[case::other_subcommand(json!(["buildctl"]), json!(["du", "--output", "type=image,name=docker-registry.registry:5000/a:1"]))]
+#[case::look_alike_executable(json!(["/usr/bin/buildctl2"]), json!(["build", "--output", "type=image,name=docker-registry.registry:5000/a:1"]))]
+#[case::value_that_looks_like_the_subcommand(json!(["buildctl"]), json!(["--addr", "build", "prune", "--output", "type=image,name=docker-registry.registry:5000/a:1"]))]
+fn buildkit_outside_a_build_is_untouched(#[case] command: Value, #[case] args: Value) {
+    let object = pod_running("docker.io/library/alpine:3", command, args);
+    assert!(run(&object, pod(), Scope::Create, &Config::default()).is_empty());
+}
+
+// --- Buildah -------------------------------------------------------------------
+
+const BUILDAH: &str = "quay.io/buildah/stable:v1.38";
+
+#[rstest]
+#[case::push_with_transport(
+    json!(["push", "--tls-verify=false", "app", "docker://docker-registry.registry:5000/team/app:v1"]),
+    json!(["push", "app", "docker://registry.k8s-lab.dev/team/app:v1"])
+)]
+#[case::push_one_image(
+    json!(["push", "--tls-verify=false", "docker-registry.registry.svc:5000/team/app:v1"]),
+    json!(["push", "registry.k8s-lab.dev/team/app:v1"])
+)]
+#[case::push_source_and_destination(
+    json!(["push", "--tls-verify=false", "docker-registry.registry:5000/app:v1", "docker://docker-registry.registry:5000/app:v1"]),
+    json!(["push", "registry.k8s-lab.dev/app:v1", "docker://registry.k8s-lab.dev/app:v1"])
+)]
+#[case::pull(
+    json!(["pull", "--tls-verify=false", "docker-registry.registry:5000/base:1"]),
+    json!(["pull", "registry.k8s-lab.dev/base:1"])
+)]
+#[case::from_with_global_flags(
+    json!(["--storage-driver", "vfs", "from", "--name", "work", "--tls-verify=false", "docker-registry.registry:5000/base:1"]),
+    json!(["--storage-driver", "vfs", "from", "--name", "work", "registry.k8s-lab.dev/base:1"])
+)]
+#[case::push_elsewhere_keeps_the_flag(
+    json!(["push", "--tls-verify=false", "app", "docker://other.local:5000/app:v1"]),
+    json!(["push", "--tls-verify=false", "app", "docker://other.local:5000/app:v1"])
+)]
+#[case::other_transport_is_no_registry(
+    json!(["push", "app", "oci:/tmp/app"]),
+    json!(["push", "app", "oci:/tmp/app"])
+)]
+#[case::creds_value_that_looks_like_a_flag(
+    json!(["push", "--creds", "--tls-verify=false", "app", "docker://docker-registry.registry:5000/app:v1"]),
+    json!(["push", "--creds", "--tls-verify=false", "app", "docker://registry.k8s-lab.dev/app:v1"])
+)]
+fn buildah_images(#[case] args: Value, #[case] expected: Value) {
+    let object = pod_running(BUILDAH, json!(["buildah"]), args);
+    let (_, args, _) = admitted_arguments(&object);
+    assert_eq!(args, strings(&expected));
+}
+
+#[test]
+fn buildah_bud_keeps_tls_verify_with_a_warning() {
+    let object = pod_running(
+        BUILDAH,
+        json!(["buildah"]),
+        json!([
+            "bud",
+            "--tls-verify=false",
+            "-t",
+            "docker-registry.registry:5000/team/app:v1",
+            "--layers",
+            "."
+        ]),
+    );
+    let (_, args, lines) = admitted_arguments(&object);
+    assert_eq!(
+        args,
+        [
+            "bud",
+            "--tls-verify=false",
+            "-t",
+            "registry.k8s-lab.dev/team/app:v1",
+            "--layers",
+            "."
+        ]
+    );
+    assert_eq!(
+        lines,
+        [
+            "containers[build].args (buildah): -t docker-registry.registry:5000/team/app:v1 -> registry.k8s-lab.dev/team/app:v1",
+            "warning: containers[build].args (buildah): kept --tls-verify=false: the command also reaches images that are not on the HTTPS registry (such as the base images of a Containerfile, which the webhook cannot see)",
+        ]
+    );
+}
+
+#[test]
+fn buildah_in_a_shell_is_left_alone_with_a_warning() {
+    let object = pod_running(
+        BUILDAH,
+        json!(["/bin/sh", "-c"]),
+        json!(["buildah push --tls-verify=false app docker://docker-registry.registry:5000/app"]),
+    );
+    let mutation = run(&object, pod(), Scope::Create, &Config::default());
+    assert!(mutation.is_empty());
+    assert_eq!(mutation.warnings.len(), 1);
+    assert!(mutation.warnings[0].contains("buildah image runs \"/bin/sh\""));
+}
+
+#[rstest]
+#[case::look_alike_executable(json!(["/usr/bin/mybuildah"]))]
+#[case::look_alike_image_without_command(Value::Null)]
+fn buildah_look_alikes_are_untouched(#[case] command: Value) {
+    let object = pod_running(
+        "quay.io/buildah/stable-fork:1",
+        command,
+        json!([
+            "push",
+            "--tls-verify=false",
+            "app",
+            "docker://docker-registry.registry:5000/app"
+        ]),
+    );
+    assert!(run(&object, pod(), Scope::Create, &Config::default()).is_empty());
+}
+
+// --- CI wrappers -------------------------------------------------------------------
+
+/// A Tekton step as Tekton's controller writes it into the Pod.
+fn tekton_step(image: &str, program: &str, args: &[&str]) -> Value {
+    let mut wrapper_args = vec![
+        "-wait_file",
+        "/tekton/downward/ready",
+        "-wait_file_content",
+        "-post_file",
+        "/tekton/run/0/out",
+        "-termination_path",
+        "/tekton/termination",
+        "-step_metadata_dir",
+        "/tekton/run/0/status",
+        "-entrypoint",
+        program,
+        "--",
+    ];
+    wrapper_args.extend(args);
+    pod_running(
+        image,
+        json!(["/tekton/bin/entrypoint"]),
+        json!(wrapper_args),
+    )
+}
+
+#[test]
+fn tekton_step_running_kaniko() {
+    let object = tekton_step(
+        "gcr.io/kaniko-project/executor:v1.23.2",
+        "/kaniko/executor",
+        &[
+            "--dockerfile=Dockerfile",
+            "--destination=docker-registry.registry:5000/team/app:v1",
+            "--skip-tls-verify",
+        ],
+    );
+    let (command, args, lines) = admitted_arguments(&object);
+    assert_eq!(
+        command,
+        ["/tekton/bin/entrypoint"],
+        "the wrapper is not touched"
+    );
+    let separator = args
+        .iter()
+        .position(|a| a == "--")
+        .expect("the wrapper's --");
+    assert_eq!(
+        args[separator - 2..separator],
+        ["-entrypoint", "/kaniko/executor"]
+    );
+    let mut expected: Vec<String> = MAPS.iter().map(|m| (*m).to_owned()).collect();
+    expected.extend([
+        "--dockerfile=Dockerfile".into(),
+        "--destination=registry.k8s-lab.dev/team/app:v1".into(),
+    ]);
+    assert_eq!(
+        args[separator + 1..],
+        expected[..],
+        "maps go first after --"
+    );
+    assert!(lines.iter().any(|l| l == "containers[build].args: --destination docker-registry.registry:5000/team/app:v1 -> registry.k8s-lab.dev/team/app:v1"));
+}
+
+#[test]
+fn tekton_wrapper_arguments_are_never_touched() {
+    // The wrapper's own flags hold values that look like ours.
+    let object = pod_running(
+        "gcr.io/kaniko-project/executor:v1.23.2",
+        json!(["/tekton/bin/entrypoint"]),
+        json!([
+            "-post_file",
+            "--destination=docker-registry.registry:5000/x",
+            "-entrypoint",
+            "/kaniko/executor",
+            "--",
+            "--skip-tls-verify"
+        ]),
+    );
+    let (_, args, _) = admitted_arguments(&object);
+    assert_eq!(
+        args[..5],
+        [
+            "-post_file",
+            "--destination=docker-registry.registry:5000/x",
+            "-entrypoint",
+            "/kaniko/executor",
+            "--"
+        ]
+    );
+    assert!(!args.contains(&"--skip-tls-verify".to_owned()));
+}
+
+#[test]
+fn tekton_script_step_in_a_kaniko_image_is_left_alone_with_a_warning() {
+    let object = tekton_step(
+        "gcr.io/kaniko-project/executor:debug",
+        "/tekton/scripts/script-0-x2kfp",
+        &[],
+    );
+    let mutation = run(&object, pod(), Scope::Create, &Config::default());
+    assert!(mutation.is_empty());
+    assert_eq!(mutation.warnings.len(), 1);
+    assert!(mutation.warnings[0].contains("/tekton/scripts/script-0-x2kfp"));
+}
+
+/// An Argo Workflows step as its controller writes it (the emissary executor).
+fn argo_step(image: &str, command: &[&str], args: Value) -> Value {
+    let mut wrapped = vec![
+        "/var/run/argo/argoexec",
+        "emissary",
+        "--loglevel",
+        "info",
+        "--log-format",
+        "text",
+        "--",
+    ];
+    wrapped.extend(command);
+    pod_running(image, json!(wrapped), args)
+}
+
+#[test]
+fn argo_step_running_buildctl_daemonless() {
+    let object = argo_step(
+        BUILDKIT,
+        &["buildctl-daemonless.sh", "build"],
+        json!(["--frontend", "dockerfile.v0", "--output", "type=image,name=docker-registry.registry:5000/team/app:v1,push=true,registry.insecure=true"]),
+    );
+    let (command, args, _) = admitted_arguments(&object);
+    assert_eq!(
+        command,
+        [
+            "/var/run/argo/argoexec",
+            "emissary",
+            "--loglevel",
+            "info",
+            "--log-format",
+            "text",
+            "--",
+            "buildctl-daemonless.sh",
+            "build"
+        ]
+    );
+    assert_eq!(
+        args,
+        [
+            "--frontend",
+            "dockerfile.v0",
+            "--output",
+            "type=image,name=registry.k8s-lab.dev/team/app:v1,push=true"
+        ]
+    );
+}
+
+#[test]
+fn argo_step_running_kaniko_gets_its_maps_after_the_program() {
+    let object = argo_step(
+        "gcr.io/kaniko-project/executor:v1.23.2",
+        &["/kaniko/executor"],
+        json!(["--destination=docker-registry.registry:5000/a:1"]),
+    );
+    let (command, args, _) = admitted_arguments(&object);
+    let mut expected: Vec<String> = [
+        "/var/run/argo/argoexec",
+        "emissary",
+        "--loglevel",
+        "info",
+        "--log-format",
+        "text",
+        "--",
+        "/kaniko/executor",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    expected.extend(MAPS.iter().map(|m| (*m).to_owned()));
+    assert_eq!(command, expected);
+    assert_eq!(args, ["--destination=registry.k8s-lab.dev/a:1"]);
+}
+
+#[rstest]
+#[case::argoexec_other_subcommand(json!(["argoexec", "wait", "--", "buildctl", "build"]))]
+#[case::argo_without_separator(json!(["argoexec", "emissary", "buildctl", "build"]))]
+#[case::tekton_without_entrypoint(json!(["/tekton/bin/entrypoint", "-post_file", "x", "--", "build"]))]
+fn wrappers_of_another_shape_are_untouched(#[case] command: Value) {
+    let object = pod_running(
+        "docker.io/library/alpine:3",
+        command,
+        json!([
+            "--output",
+            "type=image,name=docker-registry.registry:5000/a:1,registry.insecure=true"
+        ]),
+    );
+    assert!(run(&object, pod(), Scope::Create, &Config::default()).is_empty());
+}
+
+// --- Configuration and explanations ----------------------------------------------------
+
+#[test]
+fn a_job_template_is_rewritten_too() {
+    let object = json!({
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "b"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{
+            "name": "build", "image": BUILDAH, "command": ["buildah"],
+            "args": ["push", "--tls-verify=false", "app", "docker://docker-registry.registry:5000/a:1"]
+        }]}}}
+    });
+    let (admitted, mutation) = admit(&object, job());
+    assert_eq!(
+        strings(&admitted["spec"]["template"]["spec"]["containers"][0]["args"]),
+        ["push", "app", "docker://registry.k8s-lab.dev/a:1"]
+    );
+    let kinds: Vec<ChangeKind> = mutation.changes.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, [ChangeKind::BuildArg, ChangeKind::BuildFlagRemoved]);
+}
+
+#[test]
+fn a_builder_profile_from_the_config_file() {
+    // A fifth builder is one profile: here, podman's `build` and `push`.
+    let config = Config::from_yaml(
+        r#"
+builders:
+  profiles:
+  - name: podman
+    executables: [podman]
+    subcommands: [build, push]
+    imageArguments: [push]
+    imageFlags: [-t, --tag]
+    valueFlags: [--creds, --authfile]
+    tlsVerifyFlag: --tls-verify
+"#,
+    )
+    .expect("valid");
+    let object = pod_running(
+        "quay.io/podman/stable:v5",
+        json!(["podman"]),
+        json!([
+            "push",
+            "--tls-verify=false",
+            "docker-registry.registry:5000/a:1"
+        ]),
+    );
+    let (admitted, _) = objects::admit_with(&object, pod(), &config);
+    assert_eq!(
+        strings(&admitted["spec"]["containers"][0]["args"]),
+        ["push", "registry.k8s-lab.dev/a:1"]
+    );
+}
+
+#[rstest]
+#[case::unknown_role_key(
+    "builders: {profiles: [{name: x, executables: [x], imageFlag: [-t]}]}",
+    "builders.profiles[0]"
+)]
+#[case::bad_flag(
+    "builders: {profiles: [{name: x, executables: [x], imageFlags: [tag]}]}",
+    "builders.profiles[0].imageFlags[0]"
+)]
+#[case::unrecognisable("builders: {profiles: [{name: x}]}", "builders.profiles[0]")]
+#[case::image_argument_not_a_subcommand(
+    "builders: {profiles: [{name: x, executables: [x], subcommands: [a], imageArguments: [b]}]}",
+    "builders.profiles[0].imageArguments[0]"
+)]
+#[case::duplicate_name(
+    "builders: {profiles: [{name: x, executables: [x]}, {name: x, executables: [y]}]}",
+    "builders.profiles[1].name"
+)]
+#[case::bad_name(
+    "builders: {profiles: [{name: X Y, executables: [x]}]}",
+    "builders.profiles[0].name"
+)]
+#[case::wrapper_flag(
+    "builders: {wrappers: [{name: w, executables: [w], executableFlag: entrypoint}]}",
+    "builders.wrappers[0].executableFlag[0]"
+)]
+#[case::kaniko_without_its_profile(
+    "builders: {profiles: []}\nkaniko: {registryMap: false}",
+    "kaniko"
+)]
+fn builder_config_errors_name_the_key(#[case] yaml: &str, #[case] field: &str) {
+    let error = Config::from_yaml(yaml).expect_err("refused");
+    assert!(error.field.starts_with(field), "{error}");
+}
+
+#[test]
+fn the_kaniko_key_still_sets_the_kaniko_profile() {
+    let config =
+        Config::from_yaml("kaniko: {images: [registry.example/tools/kaniko], registryMap: false}")
+            .expect("valid");
+    let object = pod_running(
+        "registry.example/tools/kaniko:1",
+        Value::Null,
+        json!(["-d=docker-registry.registry:5000/a"]),
+    );
+    let (admitted, _) = objects::admit_with(&object, pod(), &config);
+    assert_eq!(
+        strings(&admitted["spec"]["containers"][0]["args"]),
+        ["-d=registry.k8s-lab.dev/a"]
+    );
+}
