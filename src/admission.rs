@@ -2,9 +2,10 @@
 //!
 //! Only the fields we use are read, borrowing from the request body, and
 //! the object is read in the same pass by the engine's view. The response
-//! is our own small struct: the API contract wants `patch` as a base64
-//! string, which kube-core's `AdmissionResponse` does not produce (it
-//! serialises the bytes as an array of numbers).
+//! is written by hand (`json_text`, kept by a paired load run): the API
+//! contract wants `patch` as a base64 string, which kube-core's
+//! `AdmissionResponse` does not produce (it serialises the bytes as an
+//! array of numbers).
 //!
 //! What is mutated, and why only that:
 //! - CREATE of an enabled kind: the whole pod spec.
@@ -17,12 +18,14 @@
 use base64::Engine as _;
 use kube::core::admission::Operation;
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::engine::view::{self, FieldError, JsonStr, MapOnly};
 use crate::engine::{self, ChangeKind, ObjectView, Rules, Scope, Workload};
+use crate::json_text;
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 pub const REVIEW_KIND: &str = "AdmissionReview";
@@ -286,53 +289,55 @@ pub fn review<'a>(body: &'a [u8], config: &Rules) -> Result<Reviewed<'a>, Review
     Ok(respond(&request.uid, patch, &lines, summary))
 }
 
-/// Writes the AdmissionReview response. The API server rejects a
-/// patchType without a patch, so both or neither are sent.
+/// Writes the AdmissionReview response. The envelope is fixed text; only
+/// the uid and the warnings need JSON escaping, and the patch is base64
+/// encoded straight into the body (its alphabet needs no escaping). The API
+/// server rejects a patchType without a patch, so both or neither are sent.
 fn respond<'a>(
     uid: &str,
     patch: Option<&json_patch::Patch>,
     warnings: &[&str],
     summary: Summary<'a>,
 ) -> Reviewed<'a> {
-    #[derive(serde::Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct ReviewOut<'r> {
-        api_version: &'static str,
-        kind: &'static str,
-        response: ResponseOut<'r>,
-    }
-    #[derive(serde::Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct ResponseOut<'r> {
-        uid: &'r str,
-        allowed: bool,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        patch_type: Option<&'static str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        patch: Option<String>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        warnings: Vec<String>,
-    }
-    let patch = patch.map(|patch| {
-        let json = serde_json::to_vec(patch).expect("a patch serialises");
-        base64::engine::general_purpose::STANDARD.encode(json)
+    let patch_json = patch.map(|patch| {
+        let mut json = String::with_capacity(512);
+        json_text::write_patch(&mut json, patch);
+        json
     });
-    let review = ReviewOut {
-        api_version: API_VERSION,
-        kind: REVIEW_KIND,
-        response: ResponseOut {
-            uid,
-            allowed: true,
-            patch_type: patch.is_some().then_some("JSONPatch"),
-            patch,
-            warnings: warnings
-                .iter()
-                .map(|line| format!("{WARNING_PREFIX}{line}"))
-                .collect(),
-        },
-    };
+    let patch_len = patch_json
+        .as_ref()
+        .map_or(0, |json| json.len() * 4 / 3 + 48);
+    let warnings_len: usize = warnings
+        .iter()
+        .map(|w| WARNING_PREFIX.len() + w.len() + 4)
+        .sum();
+    let mut body = String::with_capacity(128 + uid.len() + patch_len + warnings_len);
+    body.push_str(
+        r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#,
+    );
+    json_text::push_str(&mut body, uid);
+    body.push_str(r#","allowed":true"#);
+    if let Some(json) = patch_json {
+        body.push_str(r#","patchType":"JSONPatch","patch":""#);
+        base64::engine::general_purpose::STANDARD.encode_string(json, &mut body);
+        body.push('"');
+    }
+    if !warnings.is_empty() {
+        body.push_str(r#","warnings":["#);
+        for (i, line) in warnings.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push('"');
+            // Writing to a String cannot fail.
+            let _ = write!(json_text::Escaped(&mut body), "{WARNING_PREFIX}{line}");
+            body.push('"');
+        }
+        body.push(']');
+    }
+    body.push_str("}}");
     Reviewed {
-        body: serde_json::to_vec(&review).expect("a review serialises"),
+        body: body.into_bytes(),
         summary,
     }
 }

@@ -36,6 +36,7 @@ pub mod certs;
 pub mod config;
 pub mod engine;
 pub mod errors;
+mod json_text;
 pub mod logging;
 pub mod metrics;
 pub mod preview;

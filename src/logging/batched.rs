@@ -4,9 +4,8 @@
 //!
 //! A queue of lines (tracing-appender's `NonBlocking`) wakes its writer
 //! thread for nearly every line, and that thread then spins, yields and
-//! makes a system call per line or two, on the same cores as the reviews:
-//! a sixth of the server's CPU per review at a steady rate. A batch is one
-//! wake-up and one write for up to a few hundred lines.
+//! makes a system call per line or two, on the same cores as the reviews.
+//! A batch is one wake-up and one write for up to a few hundred lines.
 //!
 //! Nothing is dropped. When the sink falls so far behind that the buffer is
 //! full, loggers wait for it, as they would on a full pipe; if the writer

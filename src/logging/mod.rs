@@ -11,6 +11,7 @@
 use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
 
+use crate::json_text::{self, Escaped};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -79,12 +80,12 @@ where
                 if i > 0 {
                     writer.write_char(',')?;
                 }
-                write_str(&mut writer, span.name())?;
+                json_text::write_str(&mut writer, span.name())?;
             }
             writer.write_char(']')?;
         }
         writer.write_str(",\"target\":")?;
-        write_str(&mut writer, metadata.target())?;
+        json_text::write_str(&mut writer, metadata.target())?;
         writer.write_str("}\n")
     }
 }
@@ -126,7 +127,7 @@ impl JsonFields<'_, '_> {
 
 impl Visit for JsonFields<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.field(field, |out| write_str(out, value));
+        self.field(field, |out| json_text::write_str(out, value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -167,49 +168,6 @@ impl Visit for JsonFields<'_, '_> {
     /// `%value`, `?value` and the message all arrive here.
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.quoted(field, format_args!("{value:?}"));
-    }
-}
-
-/// Writes `value` as a quoted, escaped JSON string.
-fn write_str(out: &mut impl fmt::Write, value: &str) -> fmt::Result {
-    out.write_char('"')?;
-    Escaped(out).write_str(value)?;
-    out.write_char('"')
-}
-
-/// Escapes what is written through it, for the inside of a JSON string.
-struct Escaped<'a, W: ?Sized>(pub &'a mut W);
-
-impl<W: fmt::Write + ?Sized> fmt::Write for Escaped<'_, W> {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        // A check without an early exit compiles to vector instructions,
-        // and nearly every text needs no escaping.
-        let needs_escaping = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
-        if !text.bytes().fold(false, |any, b| any | needs_escaping(b)) {
-            return self.0.write_str(text);
-        }
-        let mut plain_from = 0;
-        for (i, byte) in text.bytes().enumerate() {
-            let short = match byte {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0x08 => "\\b",
-                0x0c => "\\f",
-                0x00..=0x1f => "",
-                _ => continue,
-            };
-            self.0.write_str(&text[plain_from..i])?;
-            if short.is_empty() {
-                write!(self.0, "\\u{byte:04x}")?;
-            } else {
-                self.0.write_str(short)?;
-            }
-            plain_from = i + 1;
-        }
-        self.0.write_str(&text[plain_from..])
     }
 }
 
@@ -359,30 +317,5 @@ mod tests {
             lines[0]["spans"],
             serde_json::json!(["connection", "request"])
         );
-    }
-
-    #[test]
-    fn strings_are_escaped_as_json_requires() {
-        let json_string = |value: &str| {
-            let mut out = String::new();
-            write_str(&mut out, value).expect("a String takes every write");
-            out
-        };
-        assert_eq!(json_string("plain"), "\"plain\"");
-        assert_eq!(json_string("a\"b\\c"), r#""a\"b\\c""#);
-        assert_eq!(
-            json_string("\n\r\t\u{8}\u{c}\u{1}\u{1f}"),
-            r#""\n\r\t\b\f\u0001\u001f""#
-        );
-        assert_eq!(json_string("é ✓ \u{7f}"), "\"é ✓ \u{7f}\"");
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn strings_are_escaped_as_serde_json_does(value in "(?s).{0,24}") {
-            let mut out = String::new();
-            write_str(&mut out, &value).expect("a String takes every write");
-            proptest::prop_assert_eq!(out, serde_json::to_string(&value).expect("serialises"));
-        }
     }
 }
