@@ -77,6 +77,7 @@ pub(crate) fn rewrite(
         changed: false,
         pushes_to_target: false,
         mapped: Vec::new(),
+        fields: [None, None],
     };
     run.rewrite();
     let (list, index) = invocation.insert_at;
@@ -228,6 +229,8 @@ struct Run<'x, 'a, 'r> {
     pushes_to_target: bool,
     /// Registries the build already maps (`--registry-map` keys).
     mapped: Vec<&'a str>,
+    /// `field()` for `command` and `args`, once each.
+    fields: [Option<String>; 2],
 }
 
 /// What a flag means to a profile.
@@ -274,8 +277,14 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
         }
     }
 
-    fn field(&self, list: List) -> String {
-        field(self.at, self.profile, list)
+    /// Where a change is, worked out once per list.
+    fn field(&mut self, list: List) -> String {
+        let slot = match list {
+            List::Command => &mut self.fields[0],
+            List::Args => &mut self.fields[1],
+        };
+        slot.get_or_insert_with(|| field(self.at, self.profile, list))
+            .clone()
     }
 
     fn rewrite(&mut self) {
@@ -350,6 +359,7 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
             .map(String::as_str)
     }
 
+    /// Removes a boolean TLS-weakening flag, and says so.
     fn remove_flag(&mut self, flag: &Flag<'a>) {
         let arg = &self.args[flag.at];
         self.edits.remove(arg);
@@ -387,23 +397,17 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
     /// reaches is now HTTPS; otherwise kept, and said so when the build
     /// was rewritten.
     fn settle_tls_verify(&mut self, flag: &Flag<'a>, all_on_target: bool) {
-        let arg = &self.args[flag.at];
+        let arg = self.args[flag.at];
         if all_on_target {
-            self.edits.remove(arg);
-            self.changed = true;
-            let message = format!(
-                "{}: removed {} (the HTTPS registry needs no TLS exception)",
-                self.field(arg.list),
-                shown(arg.text)
-            );
-            self.builder.explain(ChangeKind::BuildFlagRemoved, message);
+            self.remove_flag(flag);
         } else if self.changed {
-            self.builder.warn(format!(
+            let warning = format!(
                 "{}: kept {}: the command also reaches images that are not on the HTTPS registry \
                  (such as the base images of a Containerfile, which the webhook cannot see)",
                 self.field(arg.list),
                 shown(arg.text)
-            ));
+            );
+            self.builder.warn(warning);
         }
     }
 

@@ -70,16 +70,17 @@ pub fn walk<'a>(args: &[Arg<'a>], takes_value: impl Fn(&str) -> bool) -> Vec<Ite
             i += 1;
             continue;
         }
-        let flag = if let Some((name, value)) = text.split_once('=') {
-            Flag {
+        let inline = |name: &'a str, value: &'a str, prefix: &'a str| Flag {
+            at: i,
+            name,
+            value: Some(Value {
+                text: value,
                 at: i,
-                name,
-                value: Some(Value {
-                    text: value,
-                    at: i,
-                    inline_prefix: Some(&text[..=name.len()]),
-                }),
-            }
+                inline_prefix: Some(prefix),
+            }),
+        };
+        let flag = if let Some((name, value)) = text.split_once('=') {
+            inline(name, value, &text[..=name.len()])
         } else if takes_value(text) {
             Flag {
                 at: i,
@@ -91,15 +92,7 @@ pub fn walk<'a>(args: &[Arg<'a>], takes_value: impl Fn(&str) -> bool) -> Vec<Ite
                 }),
             }
         } else if let Some((name, value)) = glued_shorthand(text).filter(|(n, _)| takes_value(n)) {
-            Flag {
-                at: i,
-                name,
-                value: Some(Value {
-                    text: value,
-                    at: i,
-                    inline_prefix: Some(name),
-                }),
-            }
+            inline(name, value, name)
         } else {
             Flag {
                 at: i,
