@@ -5,6 +5,7 @@
 mod objects;
 
 use objects::{admit, assert_only_rewritable_fields_changed, pod};
+use prop::sample::select;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -167,6 +168,167 @@ fn expected_kaniko_args(flags: &[(String, Reference)]) -> Vec<String> {
     args
 }
 
+/// How a generated build runs: a builder, directly or under a CI wrapper.
+#[derive(Debug, Clone, Copy)]
+enum Runs {
+    Kaniko,
+    KanikoInTekton,
+    BuildKit,
+    BuildKitInArgo,
+    BuildahPush,
+    BuildahFrom,
+}
+
+/// One argument of a generated build: kept as it is, an image reference
+/// behind a prefix, or a TLS-weakening flag the engine may remove.
+#[derive(Debug, Clone)]
+enum Piece {
+    Kept(String),
+    Image(&'static str, Reference),
+    /// BuildKit CSV: `type=image,name=A[,B]` quoted when several, and
+    /// `registry.insecure=true` when asked for.
+    Output(Vec<Reference>, bool),
+    Weakening(&'static str),
+}
+
+impl Piece {
+    fn text(&self) -> String {
+        match self {
+            Piece::Kept(text) => text.clone(),
+            Piece::Image(prefix, reference) => format!("{prefix}{}", reference.text()),
+            Piece::Output(names, insecure) => output(names.iter().map(Reference::text), *insecure),
+            Piece::Weakening(flag) => (*flag).to_owned(),
+        }
+    }
+
+    /// What admission must make of it; `None` for a flag it may remove.
+    fn expected(&self) -> Option<String> {
+        match self {
+            Piece::Kept(text) => Some(text.clone()),
+            Piece::Image(prefix, reference) => Some(format!("{prefix}{}", reference.expected())),
+            Piece::Output(names, insecure) => {
+                let all_external = names.iter().all(Reference::ends_on_external);
+                Some(output(
+                    names.iter().map(Reference::expected),
+                    *insecure && !all_external,
+                ))
+            }
+            Piece::Weakening(_) => None,
+        }
+    }
+}
+
+fn output(names: impl Iterator<Item = String>, insecure: bool) -> String {
+    let names: Vec<String> = names.collect();
+    let field = format!("name={}", names.join(","));
+    let field = if names.len() > 1 {
+        format!("\"{field}\"")
+    } else {
+        field
+    };
+    let insecure = if insecure {
+        ",registry.insecure=true"
+    } else {
+        ""
+    };
+    format!("type=image,{field},push=true{insecure}")
+}
+
+fn build() -> impl Strategy<Value = (Runs, Vec<Piece>)> {
+    let kept = select(vec![
+        "--cache=true",
+        "--label=x=--insecure",
+        "--verbosity=info",
+        "--build-arg=A=--skip-tls-verify",
+    ])
+    .prop_map(|t| Piece::Kept(t.to_owned()));
+    let kaniko_piece = prop_oneof![
+        2 => (select(vec!["--destination=", "-d=", "--cache-repo=", "-d"]), reference())
+            .prop_map(|(prefix, r)| Piece::Image(prefix, r)),
+        1 => select(vec!["--skip-tls-verify", "--insecure", "--skip-tls-verify-pull"]).prop_map(Piece::Weakening),
+        1 => kept,
+    ];
+    let kaniko = prop::collection::vec(kaniko_piece, 0..5).boxed();
+    let buildkit = (prop::collection::vec(reference(), 1..3), any::<bool>())
+        .prop_map(|(names, insecure)| {
+            vec![
+                Piece::Kept("build".into()),
+                Piece::Kept("--output".into()),
+                Piece::Output(names, insecure),
+            ]
+        })
+        .boxed();
+    let buildah_push = (reference(), any::<bool>()).prop_map(|(dest, tls)| {
+        let mut pieces = vec![Piece::Kept("push".into())];
+        if tls {
+            pieces.push(Piece::Weakening("--tls-verify=false"));
+        }
+        pieces.push(Piece::Kept("app".into()));
+        pieces.push(Piece::Image("docker://", dest));
+        pieces
+    });
+    let buildah_from = reference().prop_map(|base| {
+        vec![
+            Piece::Kept("from".into()),
+            Piece::Weakening("--tls-verify=false"),
+            Piece::Image("", base),
+        ]
+    });
+    prop_oneof![
+        kaniko.clone().prop_map(|p| (Runs::Kaniko, p)),
+        kaniko.prop_map(|p| (Runs::KanikoInTekton, p)),
+        buildkit.clone().prop_map(|p| (Runs::BuildKit, p)),
+        buildkit.prop_map(|p| (Runs::BuildKitInArgo, p)),
+        buildah_push.prop_map(|p| (Runs::BuildahPush, p)),
+        buildah_from.prop_map(|p| (Runs::BuildahFrom, p)),
+    ]
+}
+
+/// The container, and how many of its leading args belong to a wrapper.
+fn build_container(build: Runs, pieces: &[Piece]) -> (Value, usize) {
+    let args: Vec<String> = pieces.iter().map(Piece::text).collect();
+    let tekton = |program: &str| -> Vec<String> {
+        [
+            "-post_file",
+            "/tekton/run/0/out",
+            "-entrypoint",
+            program,
+            "--",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    };
+    match build {
+        Runs::Kaniko => (
+            json!({"name": "b", "image": "gcr.io/kaniko-project/executor:v1.23.2", "args": args}),
+            0,
+        ),
+        Runs::KanikoInTekton => {
+            let wrapper = tekton("/kaniko/executor");
+            let skip = wrapper.len();
+            let all: Vec<String> = wrapper.into_iter().chain(args).collect();
+            (
+                json!({"name": "b", "image": "gcr.io/kaniko-project/executor:v1.23.2", "command": ["/tekton/bin/entrypoint"], "args": all}),
+                skip,
+            )
+        }
+        Runs::BuildKit => (
+            json!({"name": "b", "image": "moby/buildkit:v0.18.2", "command": ["buildctl"], "args": args}),
+            0,
+        ),
+        Runs::BuildKitInArgo => (
+            json!({"name": "b", "image": "moby/buildkit:v0.18.2",
+            "command": ["/var/run/argo/argoexec", "emissary", "--loglevel", "info", "--", "buildctl-daemonless.sh"], "args": args}),
+            0,
+        ),
+        Runs::BuildahPush | Runs::BuildahFrom => (
+            json!({"name": "b", "image": "quay.io/buildah/stable:v1.38", "command": ["buildah"], "args": args}),
+            0,
+        ),
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
 
@@ -238,5 +400,29 @@ proptest! {
         ]}});
         let (admitted, _) = admit(&original, pod());
         assert_only_rewritable_fields_changed(&original, &admitted);
+    }
+
+    /// Every builder and wrapper: the patch applies and is idempotent, only
+    /// `command` and `args` change, each generated reference ends as the
+    /// generator says, and nothing but TLS-weakening flags is removed and
+    /// nothing but registry maps added.
+    #[test]
+    fn generated_builds((build, pieces) in build()) {
+        let (container, wrapper_args) = build_container(build, &pieces);
+        let original = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [container]}});
+        let (admitted, _) = admit(&original, pod());
+        assert_only_rewritable_fields_changed(&original, &admitted);
+        let got = &admitted["spec"]["containers"][0];
+        prop_assert_eq!(&got["command"], &original["spec"]["containers"][0]["command"], "the wrapper and the program stay");
+        let args: Vec<String> = serde_json::from_value(got["args"].clone()).unwrap_or_default();
+        let original_args: Vec<String> = serde_json::from_value(original["spec"]["containers"][0]["args"].clone()).unwrap_or_default();
+        prop_assert_eq!(&args[..wrapper_args], &original_args[..wrapper_args], "the wrapper's own args stay");
+        let weakening: Vec<String> = pieces.iter().filter(|p| p.expected().is_none()).map(Piece::text).collect();
+        let kept: Vec<&String> = args[wrapper_args..]
+            .iter()
+            .filter(|a| !a.starts_with("--registry-map=") && !weakening.contains(a))
+            .collect();
+        let expected: Vec<String> = pieces.iter().filter_map(Piece::expected).collect();
+        prop_assert_eq!(kept, expected.iter().collect::<Vec<_>>());
     }
 }
