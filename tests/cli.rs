@@ -342,3 +342,36 @@ fn justfile_documents_every_recipe() {
         .expect("undeploy deletes the rest");
     assert!(webhook < rest, "the webhook configuration goes first");
 }
+
+/// The builder examples, previewed as a user would: each is rewritten, and
+/// each change is explained, naming the builder where it is not Kaniko.
+#[rstest::rstest]
+#[case::tekton_step_running_kaniko(
+    "tekton-kaniko-pod.yaml",
+    "Pod/build-webapp-run-pod: containers[step-build-and-push].args: --destination"
+)]
+#[case::argo_step_running_buildctl_daemonless(
+    "argo-buildkit-pod.yaml",
+    "Pod/build-webapp-1234567890: containers[main].args (buildkit): --output: removed registry.insecure=true"
+)]
+#[case::buildah_job(
+    "buildah-push-job.yaml",
+    "Job/build-webapp-buildah: containers[push].args (buildah): removed --tls-verify=false"
+)]
+fn mutate_rewrites_each_builder_example(#[case] file: &str, #[case] line: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("manifests/examples")
+        .join(file);
+    let output = run(&["mutate", "-f", path.to_str().expect("UTF-8")], None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(stderr.lines().any(|l| l.starts_with(line)), "{stderr}");
+    let admitted = text(&output.stdout);
+    let built_from_internal = admitted
+        .lines()
+        .filter(|l| !l.contains("--registry-map="))
+        .any(|l| l.contains("docker-registry.registry"));
+    assert!(!built_from_internal, "{admitted}");
+    assert!(!admitted.contains("registry.insecure=true"), "{admitted}");
+    assert!(!admitted.contains("--skip-tls-verify"), "{admitted}");
+}

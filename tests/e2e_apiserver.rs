@@ -197,14 +197,7 @@ async fn every_fixture_through_the_api_server_plugin() {
             without_nulls(&ours),
             "{name}: the API server's result differs from ours"
         );
-        let our_warnings: Vec<String> = response["response"]["warnings"]
-            .as_array()
-            .map(|w| {
-                w.iter()
-                    .filter_map(|s| s.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let our_warnings = warnings_of(&response);
         assert_eq!(
             admission.warnings, our_warnings,
             "{name}: kubectl would print these"
@@ -544,4 +537,154 @@ async fn start_sidecar_injector() -> (std::net::SocketAddr, String) {
         }
     });
     (addr, certs.ca_pem)
+}
+
+/// Every builder and CI wrapper in `manifests/examples/`, as sent (Pods and
+/// Jobs), and each Pod's spec again as a Job's pod template: through the
+/// API server's plugin, the stored object is what our own answer makes of
+/// it, kubectl prints our warnings, and no build still names the internal
+/// registry or weakens TLS (but Buildah's `bud`, which keeps its flag).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_builder_example_through_the_api_server_plugin() {
+    let Some(binary) = harness() else { return };
+    let server = live_server::start().await;
+    let harness = Harness::new(binary, &server);
+    let client = server.client();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/examples");
+    let mut objects = Vec::new();
+    for entry in std::fs::read_dir(&examples).expect("examples") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("example");
+        let object: Value = serde_yaml_ng::from_str(&text).expect("YAML");
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        if object["kind"] == "Pod" {
+            let job = json!({
+                "apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": "as-job", "namespace": object["metadata"]["namespace"]},
+                "spec": {"template": {"spec": object["spec"]}}
+            });
+            objects.push((format!("{name} as a Job"), job));
+        }
+        objects.push((name, object));
+    }
+    assert!(
+        objects.len() >= 6,
+        "every builder and wrapper has an example"
+    );
+    for (name, object) in objects {
+        let namespace = object["metadata"]["namespace"].as_str().expect("namespace");
+        let admission =
+            tokio::task::block_in_place(|| harness.admit(Call::create(&object, namespace)));
+        assert_eq!(admission.code, 0, "{name}: admitted\n{}", admission.stderr);
+
+        let (group, version) = match object["apiVersion"].as_str().expect("apiVersion") {
+            "v1" => ("", "v1"),
+            other => other.split_once('/').expect("group/version"),
+        };
+        let review = json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "e2e", "operation": "CREATE", "namespace": namespace,
+                "kind": {"group": group, "version": version, "kind": object["kind"]},
+                "object": object
+            }
+        });
+        let response = client
+            .post(serde_json::to_vec(&review).expect("JSON"))
+            .await
+            .json();
+        let ours = apply_response(&review, &response);
+        // These manifests were never through the API server's decoding,
+        // which writes empty objects (`resources: {}`) where the file has
+        // none.
+        assert_eq!(
+            without_empty_objects(&without_nulls(&admission.admitted)),
+            without_empty_objects(&without_nulls(&ours)),
+            "{name}: the API server's result differs from ours"
+        );
+        let our_warnings = warnings_of(&response);
+        assert_eq!(
+            admission.warnings, our_warnings,
+            "{name}: kubectl would print these"
+        );
+        assert!(
+            !our_warnings.is_empty(),
+            "{name}: every change is explained"
+        );
+
+        let spec = match admission.admitted["kind"].as_str() {
+            Some("Job") => &admission.admitted["spec"]["template"]["spec"],
+            _ => &admission.admitted["spec"],
+        };
+        let buds = ["containers", "initContainers"]
+            .iter()
+            .flat_map(|list| spec[*list].as_array().cloned().unwrap_or_default())
+            .filter(|c| {
+                c["args"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&json!("bud")))
+            })
+            .count();
+        // Every string a container runs with, but the registry maps, which
+        // name the internal registry in order to send it elsewhere.
+        let strings: Vec<String> = ["containers", "initContainers"]
+            .iter()
+            .flat_map(|list| spec[*list].as_array().cloned().unwrap_or_default())
+            .flat_map(|c| {
+                let mut all = vec![c["image"].clone()];
+                for list in ["command", "args"] {
+                    all.extend(c[list].as_array().cloned().unwrap_or_default());
+                }
+                all
+            })
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .filter(|s| !s.starts_with("--registry-map="))
+            .collect();
+        for weakening in [
+            "docker-registry.registry",
+            "registry.insecure=true",
+            "--skip-tls-verify",
+            "--insecure",
+        ] {
+            assert!(
+                !strings.iter().any(|s| s.contains(weakening)),
+                "{name}: {weakening} is left: {strings:?}"
+            );
+        }
+        let stored = strings.join(" ");
+        assert_eq!(
+            stored.matches("--tls-verify=false").count(),
+            buds,
+            "{name}: only bud keeps it"
+        );
+    }
+}
+
+/// The warnings of an AdmissionReview response, as kubectl would print them.
+fn warnings_of(response: &Value) -> Vec<String> {
+    response["response"]["warnings"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn without_empty_objects(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| v.as_object().is_none_or(|o| !o.is_empty()))
+                .map(|(k, v)| (k.clone(), without_empty_objects(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_empty_objects).collect()),
+        other => other.clone(),
+    }
 }
