@@ -454,6 +454,17 @@ fn kaniko_seed_build_is_moved_to_https() {
     );
 }
 
+/// The Kaniko pod's args after admission: the registry maps, then `expected`.
+fn assert_kaniko_args_become(args: Value, expected: Value) {
+    let (admitted, _) = admit(&kaniko_pod(args), pod());
+    let mut with_maps = registry_maps();
+    with_maps.extend(strings(&expected));
+    assert_eq!(
+        strings(&admitted["spec"]["containers"][0]["args"]),
+        with_maps
+    );
+}
+
 #[rstest]
 #[case::equals(json!(["--destination=docker-registry.registry:5000/a:1"]), json!(["--destination=registry.k8s-lab.dev/a:1"]))]
 #[case::separate(json!(["--destination", "docker-registry.registry:5000/a:1"]), json!(["--destination", "registry.k8s-lab.dev/a:1"]))]
@@ -484,13 +495,7 @@ fn kaniko_seed_build_is_moved_to_https() {
     json!(["--build-arg", "--insecure", "--label", "-d=x", "-d=registry.k8s-lab.dev/a"])
 )]
 fn kaniko_flag_forms(#[case] args: Value, #[case] expected: Value) {
-    let (admitted, _) = admit(&kaniko_pod(args), pod());
-    let mut with_maps = registry_maps();
-    with_maps.extend(strings(&expected));
-    assert_eq!(
-        strings(&admitted["spec"]["containers"][0]["args"]),
-        with_maps
-    );
+    assert_kaniko_args_become(args, expected);
 }
 
 /// New flags go first, right after the executable: at the end they could
@@ -503,13 +508,7 @@ fn new_flags_go_first_where_nothing_can_take_them_as_a_value(
     #[case] args: Value,
     #[case] expected: Value,
 ) {
-    let (admitted, _) = admit(&kaniko_pod(args), pod());
-    let mut with_maps = registry_maps();
-    with_maps.extend(strings(&expected));
-    assert_eq!(
-        strings(&admitted["spec"]["containers"][0]["args"]),
-        with_maps
-    );
+    assert_kaniko_args_become(args, expected);
 }
 
 #[test]
