@@ -106,11 +106,8 @@ pub enum ReviewError {
 /// or, when that fails, kept raw (`O` is `&RawValue`) so that the engine can
 /// name the field that is at fault.
 #[derive(Deserialize)]
-#[serde(
-    rename_all = "camelCase",
-    expecting = "an AdmissionReview object",
-    bound(deserialize = "O: Deserialize<'de>")
-)]
+#[serde(rename_all = "camelCase", expecting = "an AdmissionReview object")]
+#[serde(bound(deserialize = "O: Deserialize<'de>"))]
 struct ReviewIn<'a, O> {
     #[serde(borrow, default)]
     api_version: Option<JsonStr<'a>>,
@@ -121,11 +118,8 @@ struct ReviewIn<'a, O> {
 }
 
 #[derive(Deserialize)]
-#[serde(
-    rename_all = "camelCase",
-    expecting = "an AdmissionRequest object",
-    bound(deserialize = "O: Deserialize<'de>")
-)]
+#[serde(rename_all = "camelCase", expecting = "an AdmissionRequest object")]
+#[serde(bound(deserialize = "O: Deserialize<'de>"))]
 struct RequestIn<'a, O> {
     #[serde(borrow)]
     uid: JsonStr<'a>,

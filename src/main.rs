@@ -62,20 +62,10 @@ struct ServeArgs {
     )]
     admin_listen: SocketAddr,
     /// Serving certificate (PEM chain). Without it, development certificates are made in ./certs.
-    #[arg(
-        long,
-        env = "REGISTRY_REWRITER_TLS_CERT",
-        value_name = "FILE",
-        requires = "tls_key"
-    )]
+    #[arg(long, env = "REGISTRY_REWRITER_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// Serving private key (PEM).
-    #[arg(
-        long,
-        env = "REGISTRY_REWRITER_TLS_KEY",
-        value_name = "FILE",
-        requires = "tls_cert"
-    )]
+    #[arg(long, env = "REGISTRY_REWRITER_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// Require client certificates signed by this CA bundle (mTLS from the API server).
     #[arg(long, env = "REGISTRY_REWRITER_CLIENT_CA", value_name = "FILE")]
