@@ -11,7 +11,7 @@ use registry_rewriter::certs::{self, CertRequest, CertsError, GeneratedCerts};
 use registry_rewriter::config::{Config, ConfigLoadError};
 use registry_rewriter::errors::Chain;
 use registry_rewriter::logging::{self, LogFormat};
-use registry_rewriter::preview::{self, PreviewError};
+use registry_rewriter::preview::{self, Kinds, PreviewError};
 use registry_rewriter::server::tls::CertFiles;
 use registry_rewriter::server::{self, ServeError, ServeOptions, Server, MUTATE_PATH};
 
@@ -106,19 +106,29 @@ struct ServeArgs {
 
 #[derive(Args, Debug)]
 struct MutateArgs {
-    /// Manifests to read (YAML or JSON, several documents, kind: List); - for stdin.
+    /// Manifests to read (YAML or JSON, several documents, kind: List): files,
+    /// directories (their .yaml, .yml and .json files), or - for stdin. Repeatable.
     #[arg(
         short = 'f',
         long = "filename",
         default_value = "-",
         value_name = "FILE"
     )]
-    file: String,
+    files: Vec<String>,
+    /// Read directories given with -f recursively.
+    #[arg(short = 'R', long)]
+    recursive: bool,
     #[command(flatten)]
     config: ConfigFileArg,
-    /// Output: the admitted documents as yaml or json, or each document's JSON Patch.
+    /// Output: the admitted documents as yaml or json, each document's JSON
+    /// Patch, or a table of the changes (which covers every kind with a pod
+    /// template, for audits).
     #[arg(short = 'o', long = "output", value_enum, default_value_t = MutateOutput::Yaml)]
     output: MutateOutput,
+    /// Exit 1 when anything would change and 0 when nothing would, as
+    /// `kubectl diff` does; above 1 on an error.
+    #[arg(long)]
+    exit_code: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -126,7 +136,13 @@ enum MutateOutput {
     Yaml,
     Json,
     Patch,
+    Table,
 }
+
+/// `--exit-code`: something would change.
+const EXIT_CHANGES: u8 = 1;
+/// `--exit-code`: the run failed.
+const EXIT_ERROR: u8 = 2;
 
 #[derive(Args, Debug)]
 struct CertsArgs {
@@ -205,6 +221,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Mutate(args) if args.exit_code => {
+            return mutate(args).unwrap_or_else(|error| {
+                eprintln!("error: {}", Chain(&error));
+                ExitCode::from(EXIT_ERROR)
+            })
+        }
         Command::Mutate(args) => mutate(args),
         Command::Certs(args) => generate_certs(args),
         Command::Config(args) => print_config(args),
@@ -343,32 +365,51 @@ async fn shutdown_signal() {
 
 fn mutate(args: MutateArgs) -> Result<ExitCode, CliError> {
     let config = load_config(&args.config)?;
-    let (source_name, text) = if args.file == "-" {
+    // A table is an audit: it follows every kind's pod template.
+    let kinds = match args.output {
+        MutateOutput::Table => Kinds::Every,
+        _ => Kinds::Enabled,
+    };
+    let mut previewed = Vec::new();
+    for source_name in sources(&args.files, args.recursive)? {
+        let (shown_name, reader): (String, Box<dyn std::io::Read>) = if source_name == "-" {
+            ("stdin".to_owned(), Box::new(std::io::stdin().lock()))
+        } else {
+            let file = std::fs::File::open(&source_name).map_err(io_error(&source_name))?;
+            (source_name, Box::new(file))
+        };
+        let mut reader = std::io::BufReader::new(reader);
+        let in_source = |source| CliError::Preview {
+            source_name: shown_name.clone(),
+            source,
+        };
+        // An audit of `kubectl get -o json` reads a List item by item.
+        if kinds == Kinds::Every && starts_with_brace(&mut reader).map_err(io_error(&shown_name))? {
+            preview::stream_json(reader, &config, kinds, |document| previewed.push(document))
+                .map_err(in_source)?;
+            continue;
+        }
         let mut text = String::new();
-        std::io::stdin()
+        reader
             .read_to_string(&mut text)
-            .map_err(io_error("reading stdin"))?;
-        ("stdin".to_owned(), text)
-    } else {
-        let text = std::fs::read_to_string(&args.file).map_err(io_error(&args.file))?;
-        (args.file.clone(), text)
-    };
-    let in_source = |source| CliError::Preview {
-        source_name: source_name.clone(),
-        source,
-    };
-    let documents = preview::read_documents(&text).map_err(in_source)?;
-    let previewed = preview::preview(documents, &config).map_err(in_source)?;
+            .map_err(io_error(&shown_name))?;
+        let documents = preview::read_documents(&text).map_err(in_source)?;
+        previewed.extend(preview::preview(documents, &config, kinds).map_err(in_source)?);
+    }
 
     let mut stderr = std::io::stderr().lock();
     for document in &previewed {
-        for change in &document.changes {
-            let _ = writeln!(stderr, "{}: {}", document.name, change.message);
+        // A table says the same as these lines.
+        if kinds != Kinds::Every {
+            for change in &document.changes {
+                let _ = writeln!(stderr, "{}: {}", document.name, change.message);
+            }
         }
         for warning in &document.warnings {
             let _ = writeln!(stderr, "{}: warning: {warning}", document.name);
         }
     }
+    let _ = writeln!(stderr, "{}", preview::summary(&previewed));
     let output = match args.output {
         MutateOutput::Yaml => {
             let mut out = String::new();
@@ -396,11 +437,75 @@ fn mutate(args: MutateArgs) -> Result<ExitCode, CliError> {
             .iter()
             .map(|d| serde_json::to_string(&d.patch).map(|p| p + "\n"))
             .collect::<Result<String, _>>()?,
+        MutateOutput::Table => {
+            let rows: Vec<preview::Row> = previewed.iter().flat_map(|d| d.rows.clone()).collect();
+            preview::table(&rows)
+        }
     };
     std::io::stdout()
         .write_all(output.as_bytes())
         .map_err(io_error("writing the output"))?;
-    Ok(ExitCode::SUCCESS)
+    let changes = previewed.iter().any(|d| d.changed_objects > 0);
+    Ok(match (args.exit_code, changes) {
+        (true, true) => ExitCode::from(EXIT_CHANGES),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+/// Whether the text starts, after white space, with `{` (JSON).
+fn starts_with_brace(reader: &mut impl std::io::BufRead) -> std::io::Result<bool> {
+    loop {
+        let buffer = reader.fill_buf()?;
+        let Some(position) = buffer.iter().position(|b| !b.is_ascii_whitespace()) else {
+            if buffer.is_empty() {
+                return Ok(false);
+            }
+            let length = buffer.len();
+            reader.consume(length);
+            continue;
+        };
+        let first = buffer[position];
+        reader.consume(position);
+        return Ok(first == b'{');
+    }
+}
+
+/// What `-f` names, as kubectl reads it: a file, `-`, or a directory's
+/// `.yaml`, `.yml` and `.json` files in name order (with `-R`, its
+/// subdirectories' too).
+fn sources(given: &[String], recursive: bool) -> Result<Vec<String>, CliError> {
+    fn walk(dir: &Path, recursive: bool, found: &mut Vec<String>) -> Result<(), CliError> {
+        let what = || dir.display().to_string();
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(io_error(what()))?
+            .map(|entry| entry.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(io_error(what()))?;
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                if recursive {
+                    walk(&path, recursive, found)?;
+                }
+            } else if path
+                .extension()
+                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+            {
+                found.push(path.display().to_string());
+            }
+        }
+        Ok(())
+    }
+    let mut found = Vec::new();
+    for name in given {
+        let path = Path::new(name);
+        if name != "-" && path.is_dir() {
+            walk(path, recursive, &mut found)?;
+        } else {
+            found.push(name.clone());
+        }
+    }
+    Ok(found)
 }
 
 fn generate_certs(args: CertsArgs) -> Result<ExitCode, CliError> {

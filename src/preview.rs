@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::engine::{self, Change, Mutation, Scope, Workload};
+use crate::engine::{self, Change, ChangeKind, Mutation, Scope, Workload};
 
 /// A document that could not be previewed.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +54,32 @@ pub struct Previewed {
     pub patch: json_patch::Patch,
     pub changes: Vec<Change>,
     pub warnings: Vec<String>,
+    /// Objects in the document: 1, or the items of a `List`.
+    pub objects: usize,
+    /// Of those, how many would change.
+    pub changed_objects: usize,
+    /// Each change, with the object it is in.
+    pub rows: Vec<Row>,
+}
+
+/// One change to one object, for a table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub namespace: String,
+    pub kind: String,
+    pub name: String,
+    pub change: Change,
+}
+
+/// Which kinds are previewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kinds {
+    /// The kinds the configuration enables, as admission would.
+    Enabled,
+    /// Every kind with a pod template, for an audit of what still names the
+    /// internal registry (a Deployment's Pods are rewritten at admission,
+    /// but the Deployment itself still says the old name).
+    Every,
 }
 
 /// Splits YAML or JSON text into documents; empty documents are dropped.
@@ -73,12 +99,16 @@ pub fn read_documents(text: &str) -> Result<Vec<Value>, PreviewError> {
 }
 
 /// Admits every document (and every item of a `List`).
-pub fn preview(documents: Vec<Value>, config: &Config) -> Result<Vec<Previewed>, PreviewError> {
+pub fn preview(
+    documents: Vec<Value>,
+    config: &Config,
+    kinds: Kinds,
+) -> Result<Vec<Previewed>, PreviewError> {
     documents
         .into_iter()
         .enumerate()
         .map(|(i, document)| {
-            preview_document(document, config).map_err(|(name, problem)| PreviewError {
+            preview_document(document, config, kinds).map_err(|(name, problem)| PreviewError {
                 index: i + 1,
                 name,
                 problem,
@@ -89,7 +119,11 @@ pub fn preview(documents: Vec<Value>, config: &Config) -> Result<Vec<Previewed>,
 
 type DocumentError = (Option<String>, DocumentProblem);
 
-fn preview_document(mut document: Value, config: &Config) -> Result<Previewed, DocumentError> {
+fn preview_document(
+    mut document: Value,
+    config: &Config,
+    kinds: Kinds,
+) -> Result<Previewed, DocumentError> {
     let name = object_name(&document);
     if !document.is_object() {
         return Err((None, DocumentProblem::NotAnObject));
@@ -97,11 +131,15 @@ fn preview_document(mut document: Value, config: &Config) -> Result<Previewed, D
     let mut patch = json_patch::Patch(Vec::new());
     let mut changes = Vec::new();
     let mut warnings = Vec::new();
+    let mut rows = Vec::new();
+    let (mut objects, mut changed_objects) = (1, 0);
     if document.get("kind").and_then(Value::as_str) == Some("List") {
+        objects = 0;
         if let Some(Value::Array(items)) = document.get_mut("items") {
             for (i, item) in items.iter_mut().enumerate() {
                 let item_name = object_name(item);
-                let mutation = admit(item, config).map_err(|problem| {
+                let identity = identity(item);
+                let mutation = admit(item, config, kinds).map_err(|problem| {
                     let problem = DocumentProblem::Item {
                         index: i,
                         name: item_name.clone(),
@@ -109,6 +147,9 @@ fn preview_document(mut document: Value, config: &Config) -> Result<Previewed, D
                     };
                     (Some(name.clone()), problem)
                 })?;
+                objects += 1;
+                changed_objects += usize::from(!mutation.is_empty());
+                rows.extend(mutation.changes.iter().map(|c| identity.row(c)));
                 changes.extend(mutation.changes.into_iter().map(|mut c| {
                     c.message = format!("{item_name}: {}", c.message);
                     c
@@ -129,7 +170,10 @@ fn preview_document(mut document: Value, config: &Config) -> Result<Previewed, D
             }
         }
     } else {
-        let mutation = admit(&mut document, config).map_err(|r| (Some(name.clone()), r))?;
+        let identity = identity(&document);
+        let mutation = admit(&mut document, config, kinds).map_err(|r| (Some(name.clone()), r))?;
+        changed_objects = usize::from(!mutation.is_empty());
+        rows = mutation.changes.iter().map(|c| identity.row(c)).collect();
         patch = mutation.patch;
         changes = mutation.changes;
         warnings = mutation.warnings;
@@ -140,19 +184,22 @@ fn preview_document(mut document: Value, config: &Config) -> Result<Previewed, D
         patch,
         changes,
         warnings,
+        objects,
+        changed_objects,
+        rows,
     })
 }
 
 /// Runs the engine on one object and applies its patch in place. Kinds
 /// that are not enabled pass through unchanged.
-fn admit(object: &mut Value, config: &Config) -> Result<Mutation, DocumentProblem> {
+fn admit(object: &mut Value, config: &Config, kinds: Kinds) -> Result<Mutation, DocumentProblem> {
     let api_version = object
         .get("apiVersion")
         .and_then(Value::as_str)
         .unwrap_or("");
     let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
     let workload = match Workload::from_api_version(api_version, kind) {
-        Some(w) if config.is_kind_enabled(w.kind) => w,
+        Some(w) if kinds == Kinds::Every || config.is_kind_enabled(w.kind) => w,
         _ => return Ok(Mutation::default()),
     };
     let raw = RawValue::from_string(object.to_string())?;
@@ -183,6 +230,238 @@ fn prefix_operation(
             Op::Replace(op)
         }
         other => other,
+    }
+}
+
+/// Reads one JSON document from `reader` and previews it. A document with
+/// a top-level `items` array (a `List`, as `kubectl get -o json` prints it)
+/// is read item by item, each handed to `each` and dropped, so memory stays
+/// bounded by the largest item rather than the whole input; any other
+/// document is read whole. A list item's `Previewed` keeps its rows and
+/// counts, not the admitted object (`Value::Null`) nor its patch.
+pub fn stream_json(
+    reader: impl std::io::Read,
+    config: &Config,
+    kinds: Kinds,
+    mut each: impl FnMut(Previewed),
+) -> Result<(), PreviewError> {
+    let mut deserializer = serde_json::Deserializer::from_reader(std::io::BufReader::new(reader));
+    let mut index = 0;
+    let mut failed = None;
+    let seed = TopSeed {
+        each: &mut |item: Value| {
+            if failed.is_some() {
+                return;
+            }
+            index += 1;
+            match preview_document(item, config, kinds) {
+                Ok(mut previewed) => {
+                    previewed.admitted = Value::Null;
+                    previewed.patch = json_patch::Patch(Vec::new());
+                    each(previewed);
+                }
+                Err((name, problem)) => {
+                    failed = Some(PreviewError {
+                        index,
+                        name,
+                        problem,
+                    })
+                }
+            }
+        },
+    };
+    let rest = serde::de::DeserializeSeed::deserialize(seed, &mut deserializer)
+        .and_then(|rest| deserializer.end().map(|()| rest))
+        .map_err(|e| PreviewError {
+            index: index + 1,
+            name: None,
+            problem: e.into(),
+        })?;
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    if let Some(document) = rest {
+        let previewed =
+            preview_document(document, config, kinds).map_err(|(name, problem)| PreviewError {
+                index: 1,
+                name,
+                problem,
+            })?;
+        each(previewed);
+    }
+    Ok(())
+}
+
+/// The top level of a JSON document: `items` goes to `each` one by one;
+/// the rest is kept, and returned when there were no items.
+struct TopSeed<'f> {
+    each: &'f mut dyn FnMut(Value),
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for TopSeed<'_> {
+    type Value = Option<Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for TopSeed<'_> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a Kubernetes object or List")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut rest = serde_json::Map::new();
+        let mut listed = false;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "items" && !listed {
+                listed = true;
+                map.next_value_seed(ItemsSeed { each: self.each })?;
+            } else {
+                rest.insert(key, map.next_value()?);
+            }
+        }
+        Ok((!listed).then_some(Value::Object(rest)))
+    }
+}
+
+struct ItemsSeed<'f> {
+    each: &'f mut dyn FnMut(Value),
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ItemsSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ItemsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of objects")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(item) = seq.next_element::<Value>()? {
+            (self.each)(item);
+        }
+        Ok(())
+    }
+}
+
+/// Namespace, kind and name of an object, for its rows.
+struct Identity {
+    namespace: String,
+    kind: String,
+    name: String,
+}
+
+impl Identity {
+    fn row(&self, change: &Change) -> Row {
+        Row {
+            namespace: self.namespace.clone(),
+            kind: self.kind.clone(),
+            name: self.name.clone(),
+            change: change.clone(),
+        }
+    }
+}
+
+fn identity(object: &Value) -> Identity {
+    let text = |value: Option<&Value>| value.and_then(Value::as_str).unwrap_or("<none>").to_owned();
+    let metadata = object.get("metadata");
+    Identity {
+        namespace: text(metadata.and_then(|m| m.get("namespace"))),
+        kind: text(object.get("kind")),
+        name: text(metadata.and_then(|m| m.get("name").or_else(|| m.get("generateName")))),
+    }
+}
+
+/// The changes as `kubectl get` would print them: one row each, columns
+/// aligned, `<none>` where a change has no old or no new value.
+pub fn table(rows: &[Row]) -> String {
+    let mut lines: Vec<[String; 6]> = vec![[
+        "NAMESPACE".into(),
+        "KIND".into(),
+        "NAME".into(),
+        "FIELD".into(),
+        "OLD".into(),
+        "NEW".into(),
+    ]];
+    for row in rows {
+        let (field, old, new) = row.change.parts();
+        lines.push([
+            row.namespace.clone(),
+            row.kind.clone(),
+            row.name.clone(),
+            field,
+            old.unwrap_or("<none>").to_owned(),
+            new.unwrap_or("<none>").to_owned(),
+        ]);
+    }
+    let mut widths = [0; 6];
+    for line in &lines {
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for line in &lines {
+        let mut text = String::new();
+        for (i, cell) in line.iter().enumerate() {
+            if i + 1 < line.len() {
+                text.push_str(&format!("{cell:<width$}   ", width = widths[i]));
+            } else {
+                text.push_str(cell);
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `3 of 12 documents would change: 4 images, 2 build args, 1 pull secret`.
+pub fn summary(previewed: &[Previewed]) -> String {
+    let objects: usize = previewed.iter().map(|p| p.objects).sum();
+    let changed: usize = previewed.iter().map(|p| p.changed_objects).sum();
+    let count = |wanted: &[ChangeKind]| {
+        previewed
+            .iter()
+            .flat_map(|p| &p.rows)
+            .filter(|row| wanted.contains(&row.change.kind))
+            .count()
+    };
+    let kinds = [
+        (count(&[ChangeKind::Image]), "image"),
+        (
+            count(&[
+                ChangeKind::BuildArg,
+                ChangeKind::BuildFlagRemoved,
+                ChangeKind::RegistryMap,
+            ]),
+            "build arg",
+        ),
+        (count(&[ChangeKind::ImagePullSecret]), "pull secret"),
+    ];
+    let parts: Vec<String> = kinds
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}{}", if *n == 1 { "" } else { "s" }))
+        .collect();
+    let line = format!("{changed} of {objects} documents would change");
+    match parts.is_empty() {
+        true => line,
+        false => format!("{line}: {}", parts.join(", ")),
     }
 }
 

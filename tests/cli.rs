@@ -375,3 +375,179 @@ fn mutate_rewrites_each_builder_example(#[case] file: &str, #[case] line: &str) 
     assert!(!admitted.contains("registry.insecure=true"), "{admitted}");
     assert!(!admitted.contains("--skip-tls-verify"), "{admitted}");
 }
+
+// --- mutate as a CI gate and a cluster audit -----------------------------------
+
+fn run_code(args: &[&str], stdin: Option<&str>) -> (Option<i32>, String, String) {
+    let output = run(args, stdin);
+    (
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr),
+    )
+}
+
+fn examples() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("manifests/examples")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn exit_code_says_whether_anything_would_change() {
+    let (code, admitted, stderr) = run_code(&["mutate", "-f", &examples(), "--exit-code"], None);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some("4 of 4 documents would change: 22 build args")
+    );
+    // What admission makes of them needs nothing more.
+    let (code, _, stderr) = run_code(&["mutate", "--exit-code"], Some(&admitted));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stderr.lines().last(), Some("0 of 4 documents would change"));
+}
+
+#[test]
+fn exit_code_is_above_one_on_an_error_and_unchanged_without_the_flag() {
+    let (code, _, stderr) = run_code(&["mutate", "-f", "/nonexistent.yaml", "--exit-code"], None);
+    assert_eq!(code, Some(2), "{stderr}");
+    let (code, _, _) = run_code(&["mutate", "-f", "/nonexistent.yaml"], None);
+    assert_eq!(code, Some(1));
+    let (code, _, _) = run_code(&["mutate", "-f", &examples()], None);
+    assert_eq!(code, Some(0), "without --exit-code a change is no failure");
+}
+
+#[test]
+fn files_and_directories_are_read_as_kubectl_reads_them() {
+    let dir = tempfile::tempdir().expect("dir");
+    let nested = dir.path().join("nested");
+    std::fs::create_dir(&nested).expect("dir");
+    let pod = |name: &str| {
+        format!("{{apiVersion: v1, kind: Pod, metadata: {{name: {name}}}, spec: {{containers: [{{name: a, image: docker-registry.registry:5000/a}}]}}}}")
+    };
+    std::fs::write(dir.path().join("a.yaml"), pod("a")).expect("write");
+    std::fs::write(dir.path().join("notes.txt"), pod("ignored")).expect("write");
+    std::fs::write(nested.join("b.yml"), pod("b")).expect("write");
+    let root = dir.path().to_str().expect("UTF-8");
+    let (_, _, stderr) = run_code(&["mutate", "-f", root, "--exit-code"], None);
+    assert_eq!(
+        stderr.lines().last(),
+        Some("1 of 1 documents would change: 1 image, 1 pull secret")
+    );
+    let (_, _, stderr) = run_code(&["mutate", "-f", root, "-R", "--exit-code"], None);
+    assert_eq!(
+        stderr.lines().last(),
+        Some("2 of 2 documents would change: 2 images, 2 pull secrets")
+    );
+    let extra = nested.join("b.yml");
+    let (_, _, stderr) = run_code(
+        &[
+            "mutate",
+            "-f",
+            root,
+            "-f",
+            extra.to_str().expect("UTF-8"),
+            "--exit-code",
+        ],
+        None,
+    );
+    assert_eq!(
+        stderr.lines().last(),
+        Some("2 of 2 documents would change: 2 images, 2 pull secrets")
+    );
+}
+
+/// `kubectl get pods,deployments -A -o json`, as an audit reads it: every
+/// kind's pod template counts, whether or not the webhook mutates the kind.
+#[test]
+fn a_table_audits_every_workload_kind() {
+    let list = serde_json::json!({
+        "apiVersion": "v1",
+        "items": [
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "team-a"},
+             "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "docker-registry.registry:5000/web:1"}]}}}},
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ok", "namespace": "team-b"},
+             "spec": {"containers": [{"name": "ok", "image": "registry.k8s-lab.dev/ok:1"}], "imagePullSecrets": [{"name": "registry-credentials"}]}}
+        ],
+        "kind": "List",
+        "metadata": {"resourceVersion": ""}
+    });
+    let (code, table, stderr) = run_code(
+        &["mutate", "--exit-code", "-o", "table"],
+        Some(&serde_json::to_string_pretty(&list).expect("JSON")),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["NAMESPACE", "KIND", "NAME", "FIELD", "OLD", "NEW"]);
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        row,
+        [
+            "team-a",
+            "Deployment",
+            "web",
+            "containers[web].image",
+            "docker-registry.registry:5000/web:1",
+            "registry.k8s-lab.dev/web:1"
+        ]
+    );
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>()[3..],
+        ["imagePullSecrets", "<none>", "registry-credentials"]
+    );
+    let columns = |line: &str| {
+        line.find("FIELD")
+            .or_else(|| line.find("containers"))
+            .or_else(|| line.find("imagePull"))
+    };
+    assert_eq!(columns(lines[0]), columns(lines[1]), "aligned:\n{table}");
+    assert_eq!(columns(lines[0]), columns(lines[2]), "aligned:\n{table}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some("1 of 2 documents would change: 1 image, 1 pull secret")
+    );
+}
+
+/// A List of 10,000 Pods is read item by item (docs/performance.md has its
+/// time and memory).
+#[test]
+fn a_list_of_ten_thousand_pods() {
+    let items: Vec<serde_json::Value> = (0..10_000)
+        .map(|i| {
+            let image = if i % 2 == 0 {
+                format!("docker-registry.registry.svc:5000/team/app{i}:v1")
+            } else {
+                format!("docker.io/library/nginx:1.{}", i % 30)
+            };
+            serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": format!("p{i}"), "namespace": format!("ns{}", i % 50)},
+                "spec": {"containers": [{"name": "app", "image": image}]},
+                "status": {"phase": "Running"}})
+        })
+        .collect();
+    let list =
+        serde_json::json!({"apiVersion": "v1", "items": items, "kind": "List", "metadata": {}});
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("pods.json");
+    std::fs::write(&path, serde_json::to_vec(&list).expect("JSON")).expect("write");
+    let (code, table, stderr) = run_code(
+        &[
+            "mutate",
+            "-f",
+            path.to_str().expect("UTF-8"),
+            "--exit-code",
+            "-o",
+            "table",
+        ],
+        None,
+    );
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr.lines().last(),
+        Some("5000 of 10000 documents would change: 5000 images, 5000 pull secrets")
+    );
+    assert_eq!(table.lines().count(), 1 + 10_000);
+}
