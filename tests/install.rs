@@ -1,0 +1,346 @@
+//! The install as a user runs it, against a real API server: kube-lite
+//! (k8s.io/apiserver over etcd, with the real admission chain). The steps
+//! are the README's: `registry-rewriter certs`, `kubectl apply -k certs/`,
+//! the webhook serving those certificates, the README's check with
+//! `kubectl run --dry-run=server`, the seed's Kaniko Job and a Pod with
+//! `kubectl apply -f`, and `just undeploy`.
+//!
+//! kube-lite has no controllers, so the Deployment runs no Pods; the
+//! webhook runs here instead, and kube-lite dials the Service at its port.
+
+mod objects;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use objects::kustomize::{copy_dir, kubectl, root};
+use serde_json::Value;
+
+/// kube-lite beside the checkout, or `KUBE_LITE`. Under CI it must be there.
+fn kube_lite() -> Option<PathBuf> {
+    let path = std::env::var_os("KUBE_LITE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/tools/kube-lite/kube-lite"));
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run the install test, but kube-lite is not at {}",
+        path.display()
+    );
+    eprintln!(
+        "skipping: kube-lite not found at {}; set KUBE_LITE to run this test",
+        path.display()
+    );
+    None
+}
+
+/// `just` from the PATH. Under CI it must be there.
+fn just() -> Option<PathBuf> {
+    let works = Command::new("just")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        works || std::env::var_os("CI").is_none(),
+        "CI must have just"
+    );
+    works.then(|| "just".into())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
+/// A child process that is stopped when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+struct Cluster {
+    kubectl: PathBuf,
+    kubeconfig: PathBuf,
+    _server: Running,
+}
+
+impl Cluster {
+    fn start(binary: &Path, dir: &Path, webhook_port: u16) -> Self {
+        let data = dir.join("kube-lite");
+        let server = Command::new(binary)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--webhook-service")
+            .arg(format!(
+                "registry-rewriter/registry-rewriter:443=127.0.0.1:{webhook_port}"
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kube-lite starts");
+        let server = Running(server);
+        let kubeconfig = data.join("kubeconfig");
+        let started = Instant::now();
+        while !kubeconfig.is_file() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "kube-lite ready within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Cluster {
+            kubectl: kubectl().expect("kubectl"),
+            kubeconfig,
+            _server: server,
+        }
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(&self.kubectl)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write");
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    /// Runs kubectl, requiring success; returns stdout and stderr.
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> (String, String) {
+        let output = self.run(args, stdin);
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        assert!(output.status.success(), "kubectl {args:?}: {stderr}");
+        (stdout, stderr)
+    }
+
+    fn get(&self, namespace: &str, what: &str) -> Value {
+        let (stdout, _) = self.ok(&["-n", namespace, "get", what, "-o", "json"], None);
+        serde_json::from_str(&stdout).expect("JSON")
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn pod(namespace: &str, name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {namespace}}}\n\
+         spec:\n  containers:\n  - name: webapp\n    image: docker-registry.registry.svc.cluster.local:5000/dynamic-apps/test-webapp:v1\n"
+    )
+}
+
+/// The webhook's count of reviews, from its metrics.
+fn reviews_seen(admin_port: u16) -> f64 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", admin_port)).expect("admin port");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut body = String::new();
+    stream.read_to_string(&mut body).expect("metrics");
+    body.lines()
+        .filter(|l| l.starts_with("registry_rewriter_admission_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn install_use_and_uninstall_as_the_readme_says() {
+    let (Some(kube_lite), Some(_), Some(just)) = (kube_lite(), kubectl(), just()) else {
+        return;
+    };
+    let work = tempfile::tempdir().expect("dir");
+    copy_dir(&root().join("manifests"), &work.path().join("manifests"));
+    std::fs::create_dir_all(work.path().join("certs")).expect("dir");
+    std::fs::copy(
+        root().join("certs/kustomization.yaml"),
+        work.path().join("certs/kustomization.yaml"),
+    )
+    .expect("copy");
+    for file in ["justfile", "Cargo.toml"] {
+        std::fs::copy(root().join(file), work.path().join(file)).expect("copy");
+    }
+    let certs = work.path().join("certs");
+
+    // just certs
+    let binary = env!("CARGO_BIN_EXE_registry-rewriter");
+    let made = Command::new(binary)
+        .args([
+            "certs",
+            "--service",
+            "registry-rewriter",
+            "--namespace",
+            "registry-rewriter",
+            "--out",
+        ])
+        .arg(&certs)
+        .output()
+        .expect("certs");
+    assert!(made.status.success(), "{}", text(&made.stderr));
+
+    let (webhook_port, admin_port) = (free_port(), free_port());
+    let cluster = Cluster::start(&kube_lite, work.path(), webhook_port);
+
+    // just deploy (without `rollout status`: kube-lite runs no Pods)
+    cluster.ok(&["apply", "-k", certs.to_str().expect("UTF-8")], None);
+    let configuration = cluster.get("default", "mutatingwebhookconfiguration/registry-rewriter");
+    assert!(configuration["webhooks"][0]["clientConfig"]["caBundle"].is_string());
+
+    // The webhook, as the Deployment runs it, with the Secret's pair.
+    let webhook = Command::new(binary)
+        .args(["serve", "--shutdown-delay", "0s"])
+        .args(["--listen", &format!("127.0.0.1:{webhook_port}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+        .arg("--tls-cert")
+        .arg(certs.join("tls.crt"))
+        .arg("--tls-key")
+        .arg(certs.join("tls.key"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let _webhook = Running(webhook);
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the webhook starts"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    cluster.ok(&["create", "namespace", "dynamic-apps"], None);
+
+    // The README's check.
+    let (image, warnings) = cluster.ok(
+        &[
+            "-n",
+            "dynamic-apps",
+            "run",
+            "rr-check",
+            "--image=docker-registry.registry.svc.cluster.local:5000/dynamic-apps/test-webapp:v1",
+            "--dry-run=server",
+            "-o",
+            "jsonpath={.spec.containers[0].image}",
+        ],
+        None,
+    );
+    assert_eq!(image, "registry.k8s-lab.dev/dynamic-apps/test-webapp:v1");
+    assert!(
+        warnings
+            .contains("Warning: registry-rewriter: imagePullSecrets: added registry-credentials"),
+        "{warnings}"
+    );
+
+    // The seed's Kaniko Job and a Pod, stored rewritten, every change printed.
+    let job_file = root().join("manifests/examples/kaniko-build-job.yaml");
+    let (_, warnings) = cluster.ok(&["apply", "-f", job_file.to_str().expect("UTF-8")], None);
+    for line in [
+        "Warning: registry-rewriter: containers[kaniko].args: --destination docker-registry.registry.svc.cluster.local:5000/platform/registry-rewriter:0.1.0 -> registry.k8s-lab.dev/platform/registry-rewriter:0.1.0",
+        "Warning: registry-rewriter: containers[kaniko].args: removed --skip-tls-verify (the HTTPS registry needs no TLS exception)",
+    ] {
+        assert!(warnings.lines().any(|l| l == line), "{line}\nin:\n{warnings}");
+    }
+    let job = cluster.get("dynamic-apps", "job/build-registry-rewriter");
+    let args = job["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(
+        args.contains("--destination=registry.k8s-lab.dev/platform/registry-rewriter:0.1.0"),
+        "{args}"
+    );
+    assert!(!args.contains("--skip-tls-verify"), "{args}");
+
+    let (_, warnings) = cluster.ok(&["apply", "-f", "-"], Some(&pod("dynamic-apps", "webapp")));
+    assert!(
+        warnings.contains("Warning: registry-rewriter: containers[webapp].image:"),
+        "{warnings}"
+    );
+    let stored = cluster.get("dynamic-apps", "pod/webapp");
+    assert_eq!(
+        stored["spec"]["containers"][0]["image"],
+        "registry.k8s-lab.dev/dynamic-apps/test-webapp:v1"
+    );
+    assert_eq!(
+        stored["spec"]["imagePullSecrets"][0]["name"],
+        "registry-credentials"
+    );
+
+    // An excluded namespace is never sent to the webhook.
+    let (_, warnings) = cluster.ok(&["apply", "-f", "-"], Some(&pod("kube-system", "system")));
+    assert!(!warnings.contains("registry-rewriter"), "{warnings}");
+    let stored = cluster.get("kube-system", "pod/system");
+    assert_eq!(
+        stored["spec"]["containers"][0]["image"],
+        "docker-registry.registry.svc.cluster.local:5000/dynamic-apps/test-webapp:v1"
+    );
+
+    // just undeploy: the webhook configuration goes first; afterwards the
+    // API server calls nothing, and a Pod is stored as sent.
+    let undeploy = Command::new(&just)
+        .arg("--justfile")
+        .arg(work.path().join("justfile"))
+        .arg("undeploy")
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .env("PATH", path_with(&cluster.kubectl))
+        .output()
+        .expect("just undeploy");
+    let said = text(&undeploy.stdout) + &text(&undeploy.stderr);
+    assert!(undeploy.status.success(), "{said}");
+    let configuration_gone = said.find(
+        "mutatingwebhookconfiguration.admissionregistration.k8s.io \"registry-rewriter\" deleted",
+    );
+    let namespace_gone = said.find("namespace \"registry-rewriter\" deleted");
+    assert!(
+        configuration_gone.is_some() && namespace_gone.is_some(),
+        "{said}"
+    );
+    assert!(
+        configuration_gone < namespace_gone,
+        "the configuration goes first:\n{said}"
+    );
+    let before = reviews_seen(admin_port);
+    let (_, warnings) = cluster.ok(&["apply", "-f", "-"], Some(&pod("dynamic-apps", "after")));
+    assert!(!warnings.contains("registry-rewriter"), "{warnings}");
+    let stored = cluster.get("dynamic-apps", "pod/after");
+    assert_eq!(
+        stored["spec"]["containers"][0]["image"],
+        "docker-registry.registry.svc.cluster.local:5000/dynamic-apps/test-webapp:v1"
+    );
+    assert_eq!(
+        reviews_seen(admin_port),
+        before,
+        "nothing called the webhook"
+    );
+}
+
+/// PATH with kubectl's directory first, for recipes that call `kubectl`.
+fn path_with(kubectl: &Path) -> std::ffi::OsString {
+    let dir = kubectl.parent().filter(|d| !d.as_os_str().is_empty());
+    let mut paths: Vec<PathBuf> = dir.map(Path::to_path_buf).into_iter().collect();
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(paths).expect("PATH")
+}
