@@ -16,7 +16,6 @@
 //!   make updates of objects created before the webhook was installed fail.
 
 use base64::Engine as _;
-use kube::core::admission::Operation;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
@@ -30,6 +29,16 @@ use crate::json_text;
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 pub const REVIEW_KIND: &str = "AdmissionReview";
 const WARNING_PREFIX: &str = "registry-rewriter: ";
+
+/// `request.operation`, as the API server writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+enum Operation {
+    Create,
+    Update,
+    Delete,
+    Connect,
+}
 
 /// How a review ended; the `outcome` metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

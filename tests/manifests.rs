@@ -443,3 +443,75 @@ fn kaniko_example_is_a_valid_job_and_is_rewritten() {
     assert!(!args.contains("skip-tls-verify"));
     assert!(mutation.changes.len() >= 4);
 }
+
+/// Every rendered kustomization and every example, checked strictly against
+/// the Kubernetes schemas of 1.34, 1.35 and 1.36 (`kubernetes-validate`,
+/// which bundles them). Custom resources (cert-manager's, the Prometheus
+/// Operator's) have no schema there and are passed over with a warning.
+#[test]
+fn every_rendered_overlay_validates_against_the_kubernetes_schemas() {
+    let Some(kubectl) = objects::kustomize::kubectl() else {
+        return;
+    };
+    let works = Command::new("kubernetes-validate")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        works || std::env::var_os("CI").is_none(),
+        "CI must have kubernetes-validate (pip install kubernetes-validate)"
+    );
+    if !works {
+        eprintln!("skipping: kubernetes-validate not found");
+        return;
+    }
+    let root = objects::kustomize::root();
+    let scratch = tempfile::tempdir().expect("dir");
+    // The certs/ path, with certificates as `registry-rewriter certs` makes them.
+    objects::kustomize::copy_dir(&root.join("manifests"), &scratch.path().join("manifests"));
+    let certs = scratch.path().join("certs");
+    common_certs().write_to(&certs).expect("certificates");
+    std::fs::copy(
+        root.join("certs/kustomization.yaml"),
+        certs.join("kustomization.yaml"),
+    )
+    .expect("copy");
+    let mut files = Vec::new();
+    for dir in [
+        "manifests",
+        "manifests/base",
+        "manifests/overlays/cert-manager",
+        "manifests/overlays/monitoring",
+        "certs",
+    ] {
+        let output = Command::new(&kubectl)
+            .arg("kustomize")
+            .arg(scratch.path().join(dir))
+            .output()
+            .expect("kubectl");
+        assert!(
+            output.status.success(),
+            "{dir}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let file = scratch
+            .path()
+            .join(format!("{}.yaml", dir.replace('/', "_")));
+        std::fs::write(&file, &output.stdout).expect("write");
+        files.push(file);
+    }
+    for entry in std::fs::read_dir(root.join("manifests/examples")).expect("examples") {
+        files.push(entry.expect("entry").path());
+    }
+    for version in ["1.34.0", "1.35.0", "1.36.0"] {
+        let output = Command::new("kubernetes-validate")
+            .args(["--strict", "--quiet", "-k", version])
+            .args(&files)
+            .output()
+            .expect("kubernetes-validate");
+        let said = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "Kubernetes {version}:\n{said}");
+        assert!(!said.contains("ERROR"), "Kubernetes {version}:\n{said}");
+    }
+}

@@ -1,0 +1,272 @@
+//! The monitoring overlay: the ServiceMonitor finds the webhook's metrics
+//! port, `promtool check rules` accepts the rules, and `promtool test rules`
+//! shows each alert firing when it should and staying quiet when it should
+//! not, over synthetic series.
+
+mod objects;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use objects::kustomize::{kubectl, render, root};
+use serde_json::{json, Value};
+
+/// promtool (Debian's `prometheus` package). Under CI it must be there.
+fn promtool() -> Option<PathBuf> {
+    let works = Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        works || std::env::var_os("CI").is_none(),
+        "CI must have promtool (apt-get install prometheus)"
+    );
+    if !works {
+        eprintln!("skipping: promtool not found; apt-get install prometheus");
+    }
+    works.then(|| "promtool".into())
+}
+
+fn rendered(kubectl: &Path, kind: &str) -> Value {
+    render(kubectl, &root().join("manifests/overlays/monitoring"))
+        .into_iter()
+        .find(|o| o["kind"] == kind)
+        .unwrap_or_else(|| panic!("the overlay has a {kind}"))
+}
+
+#[test]
+fn the_service_monitor_scrapes_the_webhooks_metrics_port() {
+    let Some(kubectl) = kubectl() else { return };
+    let monitor = rendered(&kubectl, "ServiceMonitor");
+    let service = render(&kubectl, &root().join("manifests/base"))
+        .into_iter()
+        .find(|o| o["kind"] == "Service")
+        .expect("the base has a Service");
+    for (key, value) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("labels")
+    {
+        assert_eq!(
+            &service["metadata"]["labels"][key], value,
+            "the Service carries {key}"
+        );
+    }
+    assert_eq!(
+        monitor["spec"]["namespaceSelector"]["matchNames"],
+        json!([service["metadata"]["namespace"]])
+    );
+    let port = &monitor["spec"]["endpoints"][0]["port"];
+    let ports = service["spec"]["ports"].as_array().expect("ports");
+    assert!(
+        ports.iter().any(|p| &p["name"] == port),
+        "the Service has the {port} port"
+    );
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+}
+
+/// One alert over some series: firing with these labels, or quiet.
+struct Case {
+    alert: &'static str,
+    series: &'static [(&'static str, &'static str)],
+    at: &'static str,
+    fires_with: Option<Value>,
+}
+
+const WEBHOOK_CALLS: &str =
+    "apiserver_admission_webhook_request_total{name=\"rewrite.registry-rewriter.k8s-lab.dev\"";
+
+fn cases() -> Vec<Case> {
+    let expiry = "registry_rewriter_tls_certificate_expiry_timestamp_seconds{pod=\"a\"}";
+    let reloads_failed =
+        "registry_rewriter_tls_certificate_reloads_total{pod=\"a\",result=\"failure\"}";
+    let available = "kube_deployment_status_replicas_available{namespace=\"registry-rewriter\",deployment=\"registry-rewriter\"}";
+    let mutated = "registry_rewriter_admission_requests_total{outcome=\"mutated\"}";
+    let bad = "registry_rewriter_admission_requests_total{outcome=\"bad_request\"}";
+    let pods_created = "apiserver_request_total{resource=\"pods\",verb=\"create\",code=\"201\"}";
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let calls_ok = leak(format!("{WEBHOOK_CALLS},code=\"200\"}}"));
+    let calls_failed = leak(format!("{WEBHOOK_CALLS},code=\"0\"}}"));
+    let series =
+        |pairs: Vec<(&'static str, &'static str)>| -> &'static [(&'static str, &'static str)] {
+            Box::leak(pairs.into_boxed_slice())
+        };
+    vec![
+        // Ten days left: the warning, after its hour.
+        Case {
+            alert: "RegistryRewriterCertificateExpiresIn14Days",
+            series: series(vec![(expiry, "864000x180")]),
+            at: "2h",
+            fires_with: Some(json!({"severity": "warning", "pod": "a"})),
+        },
+        Case {
+            alert: "RegistryRewriterCertificateExpiresIn14Days",
+            series: series(vec![(expiry, "2592000x180")]),
+            at: "2h",
+            fires_with: None,
+        },
+        // Two days left: critical; ten days: not yet.
+        Case {
+            alert: "RegistryRewriterCertificateExpiresIn3Days",
+            series: series(vec![(expiry, "172800x60")]),
+            at: "30m",
+            fires_with: Some(json!({"severity": "critical", "pod": "a"})),
+        },
+        Case {
+            alert: "RegistryRewriterCertificateExpiresIn3Days",
+            series: series(vec![(expiry, "864000x60")]),
+            at: "30m",
+            fires_with: None,
+        },
+        // A refused certificate in the last 15 minutes; none at all.
+        Case {
+            alert: "RegistryRewriterCertificateReloadFailing",
+            series: series(vec![(reloads_failed, "0x5 1x20")]),
+            at: "10m",
+            fires_with: Some(json!({"severity": "warning", "pod": "a", "result": "failure"})),
+        },
+        Case {
+            alert: "RegistryRewriterCertificateReloadFailing",
+            series: series(vec![(reloads_failed, "0x30")]),
+            at: "20m",
+            fires_with: None,
+        },
+        // No replica available for five minutes; two available.
+        Case {
+            alert: "RegistryRewriterNoReadyReplica",
+            series: series(vec![(available, "0x20")]),
+            at: "10m",
+            fires_with: Some(
+                json!({"severity": "critical", "namespace": "registry-rewriter", "deployment": "registry-rewriter"}),
+            ),
+        },
+        Case {
+            alert: "RegistryRewriterNoReadyReplica",
+            series: series(vec![(available, "2x20")]),
+            at: "10m",
+            fires_with: None,
+        },
+        // One review in eleven malformed; one in a hundred and one.
+        Case {
+            alert: "RegistryRewriterRejectingReviews",
+            series: series(vec![(mutated, "0+100x40"), (bad, "0+10x40")]),
+            at: "30m",
+            fires_with: Some(json!({"severity": "warning"})),
+        },
+        Case {
+            alert: "RegistryRewriterRejectingReviews",
+            series: series(vec![(mutated, "0+100x40"), (bad, "0+1x40")]),
+            at: "30m",
+            fires_with: None,
+        },
+        // The API server's calls fail one time in six; they all succeed.
+        Case {
+            alert: "RegistryRewriterWebhookCallsFailing",
+            series: series(vec![(calls_ok, "0+100x40"), (calls_failed, "0+20x40")]),
+            at: "30m",
+            fires_with: Some(json!({"severity": "critical"})),
+        },
+        Case {
+            alert: "RegistryRewriterWebhookCallsFailing",
+            series: series(vec![(calls_ok, "0+100x40")]),
+            at: "30m",
+            fires_with: None,
+        },
+        // Pods created for an hour and no review at all; reviews as they are created.
+        Case {
+            alert: "RegistryRewriterSilentWhilePodsAreCreated",
+            series: series(vec![(pods_created, "0+10x120")]),
+            at: "90m",
+            fires_with: Some(json!({"severity": "warning"})),
+        },
+        Case {
+            alert: "RegistryRewriterSilentWhilePodsAreCreated",
+            series: series(vec![(pods_created, "0+10x120"), (mutated, "0+10x120")]),
+            at: "90m",
+            fires_with: None,
+        },
+    ]
+}
+
+#[test]
+fn every_alert_fires_when_it_should_and_only_then() {
+    let (Some(kubectl), Some(promtool)) = (kubectl(), promtool()) else {
+        return;
+    };
+    let rule = rendered(&kubectl, "PrometheusRule");
+    let dir = tempfile::tempdir().expect("dir");
+    let rules_file = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules_file,
+        serde_yaml_ng::to_string(&rule["spec"]).expect("YAML"),
+    )
+    .expect("write");
+
+    let checked = Command::new(&promtool)
+        .arg("check")
+        .arg("rules")
+        .arg(&rules_file)
+        .output()
+        .expect("promtool");
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    let rules: Vec<Value> = rule["spec"]["groups"][0]["rules"]
+        .as_array()
+        .expect("rules")
+        .clone();
+    let annotations = |alert: &str| {
+        rules
+            .iter()
+            .find(|r| r["alert"] == alert)
+            .unwrap_or_else(|| panic!("{alert} is a rule"))["annotations"]
+            .clone()
+    };
+    let cases = cases();
+    for rule in &rules {
+        let alert = rule["alert"].as_str().expect("alert");
+        assert!(
+            cases
+                .iter()
+                .any(|c| c.alert == alert && c.fires_with.is_some()),
+            "{alert} is tested firing"
+        );
+        assert!(
+            cases
+                .iter()
+                .any(|c| c.alert == alert && c.fires_with.is_none()),
+            "{alert} is tested quiet"
+        );
+    }
+    let tests: Vec<Value> = cases
+        .iter()
+        .map(|case| {
+            let expected = match &case.fires_with {
+                Some(labels) => json!([{"exp_labels": labels, "exp_annotations": annotations(case.alert)}]),
+                None => json!([]),
+            };
+            json!({
+                "interval": "1m",
+                "input_series": case.series.iter().map(|(s, v)| json!({"series": s, "values": v})).collect::<Vec<_>>(),
+                "alert_rule_test": [{"eval_time": case.at, "alertname": case.alert, "exp_alerts": expected}],
+            })
+        })
+        .collect();
+    let test_file = dir.path().join("alerts_test.yaml");
+    let suite = json!({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests});
+    std::fs::write(&test_file, serde_yaml_ng::to_string(&suite).expect("YAML")).expect("write");
+    let tested = Command::new(&promtool)
+        .arg("test")
+        .arg("rules")
+        .arg(&test_file)
+        .output()
+        .expect("promtool");
+    assert!(
+        tested.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&tested.stdout),
+        String::from_utf8_lossy(&tested.stderr)
+    );
+}
