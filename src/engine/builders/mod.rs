@@ -107,12 +107,20 @@ fn find<'a, 'r>(
     builder: &mut PatchBuilder,
 ) -> Option<Invocation<'a, 'r>> {
     let command = container.command.as_deref().unwrap_or_default();
+    let image_builder = image.and_then(|image| rules.builder_for_image(image));
+    let wrapper = command.first().and_then(|first| rules.wrapper_for(first));
+    let direct = command
+        .first()
+        .and_then(|first| rules.builder_for_executable(first));
+    // Most containers run no builder: nothing more to read.
+    if image_builder.is_none() && wrapper.is_none() && direct.is_none() {
+        return None;
+    }
     let mut all: Vec<Arg<'a>> = args_of(command, List::Command);
     all.extend(args_of(
         container.args.as_deref().unwrap_or_default(),
         List::Args,
     ));
-    let image_builder = image.and_then(|image| rules.builder_for_image(image));
     let Some(first) = command.first() else {
         // No command: the image's own entrypoint, which is the builder's.
         let profile = image_builder?;
@@ -122,7 +130,7 @@ fn find<'a, 'r>(
             insert_at: (List::Args, container.args.is_some().then_some(0)),
         });
     };
-    let program = match rules.wrapper_for(first) {
+    let program = match wrapper {
         Some(wrapper) => unwrap(wrapper, &all[1..])?,
         None => Program {
             executable: first,
