@@ -130,15 +130,22 @@ fn find<'a, 'r>(
             insert_at: (List::Args, container.args.is_some().then_some(0)),
         });
     };
-    let program = match wrapper {
-        Some(wrapper) => unwrap(wrapper, &all[1..])?,
-        None => Program {
-            executable: first,
-            args: all[1..].to_vec(),
-            insert_at: (List::Command, Some(1)),
-        },
+    let (program, profile) = match wrapper {
+        Some(wrapper) => {
+            let program = unwrap(wrapper, &all[1..])?;
+            let profile = rules.builder_for_executable(program.executable);
+            (program, profile)
+        }
+        None => {
+            let program = Program {
+                executable: first,
+                args: all[1..].to_vec(),
+                insert_at: (List::Command, Some(1)),
+            };
+            (program, direct)
+        }
     };
-    match rules.builder_for_executable(program.executable) {
+    match profile {
         Some(profile) => Some(Invocation {
             profile,
             args: program.args,
