@@ -23,32 +23,12 @@ fn kube_lite() -> Option<PathBuf> {
     let path = std::env::var_os("KUBE_LITE")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("../shared/tools/kube-lite/kube-lite"));
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must run the install test, but kube-lite is not at {}",
-        path.display()
-    );
-    eprintln!(
-        "skipping: kube-lite not found at {}; set KUBE_LITE to run this test",
-        path.display()
-    );
-    None
+    objects::tools::file(path, "the install test runs against it (set KUBE_LITE)")
 }
 
-/// `just` from the PATH. Under CI it must be there.
+/// `just`, which runs `just undeploy`.
 fn just() -> Option<PathBuf> {
-    let works = Command::new("just")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        works || std::env::var_os("CI").is_none(),
-        "CI must have just"
-    );
-    works.then(|| "just".into())
+    objects::tools::command("just", &["--version"], "it runs `just undeploy`")
 }
 
 fn free_port() -> u16 {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod kustomize;
+pub mod tools;
 
 use std::path::PathBuf;
 
