@@ -39,6 +39,7 @@ pub mod errors;
 mod json_text;
 pub mod logging;
 pub mod metrics;
+pub mod policy;
 pub mod preview;
 pub mod reference;
 pub mod server;

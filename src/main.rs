@@ -11,6 +11,7 @@ use registry_rewriter::certs::{self, CertRequest, CertsError, GeneratedCerts};
 use registry_rewriter::config::{Config, ConfigLoadError};
 use registry_rewriter::errors::Chain;
 use registry_rewriter::logging::{self, LogFormat};
+use registry_rewriter::policy;
 use registry_rewriter::preview::{self, Kinds, PreviewError};
 use registry_rewriter::server::tls::CertFiles;
 use registry_rewriter::server::{self, ServeError, ServeOptions, Server, MUTATE_PATH};
@@ -40,6 +41,9 @@ enum Command {
     Certs(CertsArgs),
     /// Print the effective configuration (built-in defaults merged with --config).
     Config(ConfigArgs),
+    /// Print the rules as MutatingAdmissionPolicies and their bindings, for
+    /// `kubectl apply -f -` (no webhook needed on Kubernetes 1.36 and later).
+    Policy(PolicyArgs),
 }
 
 #[derive(Args, Debug)]
@@ -175,6 +179,25 @@ struct ConfigArgs {
     output: ConfigOutput,
 }
 
+#[derive(Args, Debug)]
+struct PolicyArgs {
+    #[command(flatten)]
+    config: ConfigFileArg,
+    /// admissionregistration.k8s.io version: v1 (Kubernetes 1.36 and later) or
+    /// v1beta1 (1.34 and 1.35, with the MutatingAdmissionPolicy feature gate).
+    #[arg(long, value_enum, default_value_t = PolicyApiVersion::V1)]
+    api_version: PolicyApiVersion,
+    /// Output format: YAML documents, or a JSON List.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ConfigOutput::Yaml)]
+    output: ConfigOutput,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PolicyApiVersion {
+    V1,
+    V1beta1,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ConfigOutput {
     Yaml,
@@ -230,6 +253,7 @@ fn main() -> ExitCode {
         Command::Mutate(args) => mutate(args),
         Command::Certs(args) => generate_certs(args),
         Command::Config(args) => print_config(args),
+        Command::Policy(args) => print_policy(args),
     };
     match result {
         Ok(code) => code,
@@ -261,6 +285,8 @@ enum CliError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Policy(#[from] registry_rewriter::policy::PolicyError),
     #[error("writing the output")]
     Yaml(#[from] serde_yaml_ng::Error),
     #[error("writing the output")]
@@ -536,6 +562,31 @@ fn print_config(args: ConfigArgs) -> Result<ExitCode, CliError> {
     let text = match args.output {
         ConfigOutput::Yaml => serde_yaml_ng::to_string(config.file())?,
         ConfigOutput::Json => serde_json::to_string_pretty(config.file())? + "\n",
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_policy(args: PolicyArgs) -> Result<ExitCode, CliError> {
+    let config = load_config(&args.config)?;
+    let version = match args.api_version {
+        PolicyApiVersion::V1 => policy::ApiVersion::V1,
+        PolicyApiVersion::V1beta1 => policy::ApiVersion::V1beta1,
+    };
+    let objects = policy::render(&config, version)?;
+    let text = match args.output {
+        ConfigOutput::Yaml => {
+            let mut text = String::new();
+            for object in &objects {
+                text.push_str("---\n");
+                text.push_str(&serde_yaml_ng::to_string(object)?);
+            }
+            text
+        }
+        ConfigOutput::Json => {
+            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
+            serde_json::to_string_pretty(&list)? + "\n"
+        }
     };
     print!("{text}");
     Ok(ExitCode::SUCCESS)

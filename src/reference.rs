@@ -141,6 +141,11 @@ impl Repository {
         }
     }
 
+    /// Host (lower case, Docker Hub as `docker.io`), port and path.
+    pub fn parts(&self) -> (&str, Option<u16>, &str) {
+        (&self.host, self.port, &self.path)
+    }
+
     /// Same repository, any tag or digest; allocation-free.
     pub fn matches(&self, image: &ImageRef<'_>) -> bool {
         let path_matches = match image.path.contains('/') {

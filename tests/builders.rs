@@ -184,6 +184,10 @@ const BUILDAH: &str = "quay.io/buildah/stable:v1.38";
     json!(["push", "--tls-verify=false", "app", "docker://other.local:5000/app:v1"]),
     json!(["push", "--tls-verify=false", "app", "docker://other.local:5000/app:v1"])
 )]
+#[case::every_tls_verify_false_goes(
+    json!(["push", "--tls-verify=false", "--tls-verify=0", "docker-registry.registry:5000/app:v1"]),
+    json!(["push", "registry.k8s-lab.dev/app:v1"])
+)]
 #[case::other_transport_is_no_registry(
     json!(["push", "app", "oci:/tmp/app"]),
     json!(["push", "app", "oci:/tmp/app"])

@@ -8,131 +8,20 @@
 //! `../shared/tools/apiserver-admit/apiserver-admit`. Where it is absent (a
 //! user's clone) the tests skip with a message; under CI they must run.
 
+mod apiserver_admit;
 mod live_server;
 mod objects;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use apiserver_admit::{Call, Harness};
 use base64::Engine as _;
 use objects::{apply_response, check_fixture_outcome, fixture, FIXTURES};
 use serde_json::{json, Value};
 
 fn harness() -> Option<PathBuf> {
-    let path = std::env::var_os("APISERVER_ADMIT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/tools/apiserver-admit/apiserver-admit")
-        });
-    objects::tools::file(
-        path,
-        "kube-apiserver's admission harness runs the end-to-end tests (set APISERVER_ADMIT)",
-    )
-}
-
-/// The MutatingWebhookConfiguration from the manifests, with our caBundle.
-fn webhook_configuration(ca_pem: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("manifests/base/mutatingwebhookconfiguration.yaml");
-    let text = std::fs::read_to_string(&path).expect("the manifest exists");
-    let mut configuration: Value = serde_yaml_ng::from_str(&text).expect("YAML");
-    let bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    for webhook in configuration["webhooks"].as_array_mut().expect("webhooks") {
-        webhook["clientConfig"]["caBundle"] = bundle.clone().into();
-    }
-    configuration
-}
-
-struct Admission {
-    code: i32,
-    admitted: Value,
-    warnings: Vec<String>,
-    stderr: String,
-}
-
-struct Call<'a> {
-    object: &'a Value,
-    namespace: &'a str,
-    namespace_labels: &'a str,
-    operation: &'a str,
-    old_object: Option<&'a Value>,
-    subresource: Option<&'a str>,
-    dry_run: bool,
-}
-
-impl<'a> Call<'a> {
-    fn create(object: &'a Value, namespace: &'a str) -> Self {
-        Call {
-            object,
-            namespace,
-            namespace_labels: "",
-            operation: "CREATE",
-            old_object: None,
-            subresource: None,
-            dry_run: false,
-        }
-    }
-}
-
-struct Harness {
-    binary: PathBuf,
-    dir: tempfile::TempDir,
-    service: String,
-}
-
-impl Harness {
-    fn new(binary: PathBuf, server: &live_server::TestServer) -> Self {
-        let dir = tempfile::tempdir().expect("dir");
-        let configuration = webhook_configuration(&server.ca_pems[0]);
-        std::fs::write(dir.path().join("mwc.json"), configuration.to_string()).expect("write");
-        Harness {
-            binary,
-            dir,
-            service: format!("registry-rewriter/registry-rewriter:443={}", server.addr),
-        }
-    }
-
-    fn admit(&self, call: Call<'_>) -> Admission {
-        let object_path = self.dir.path().join("object.json");
-        std::fs::write(&object_path, call.object.to_string()).expect("write");
-        let mut command = Command::new(&self.binary);
-        command
-            .arg("--config")
-            .arg(self.dir.path().join("mwc.json"))
-            .arg("--object")
-            .arg(&object_path)
-            .args(["--namespace", call.namespace, "--operation", call.operation])
-            .args(["--service", &self.service, "--quiet-audit"]);
-        if !call.namespace_labels.is_empty() {
-            command.args(["--namespace-labels", call.namespace_labels]);
-        }
-        if let Some(old) = call.old_object {
-            let old_path = self.dir.path().join("old.json");
-            std::fs::write(&old_path, old.to_string()).expect("write");
-            command.arg("--old-object").arg(old_path);
-        }
-        if let Some(subresource) = call.subresource {
-            command.args(["--subresource", subresource]);
-        }
-        if call.dry_run {
-            command.arg("--dry-run");
-        }
-        let output = command.output().expect("the harness runs");
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        let warnings = stderr
-            .lines()
-            .filter_map(|l| l.strip_prefix("Warning: "))
-            .map(str::to_owned)
-            .collect();
-        let admitted = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-        Admission {
-            code: output.status.code().unwrap_or(-1),
-            admitted,
-            warnings,
-            stderr,
-        }
-    }
+    apiserver_admit::find()
 }
 
 /// Typed decoding in the API server writes empty times as null; drop nulls
@@ -162,20 +51,11 @@ async fn requests_seen(server: &live_server::TestServer) -> f64 {
 async fn every_fixture_through_the_api_server_plugin() {
     let Some(binary) = harness() else { return };
     let server = live_server::start().await;
-    let harness = Harness::new(binary, &server);
+    let harness = Harness::webhook(binary, &server);
     let client = server.client();
     for name in FIXTURES {
         let review = fixture(name);
-        let request = &review["request"];
-        let call = Call {
-            object: &request["object"],
-            namespace: request["namespace"].as_str().expect("namespace"),
-            namespace_labels: "",
-            operation: request["operation"].as_str().expect("operation"),
-            old_object: request.get("oldObject").filter(|o| !o.is_null()),
-            subresource: request.get("subResource").and_then(Value::as_str),
-            dry_run: request["dryRun"].as_bool().unwrap_or(false),
-        };
+        let call = Call::of_review(&review);
         let admission = tokio::task::block_in_place(|| harness.admit(call));
         assert_eq!(admission.code, 0, "{name}: admitted\n{}", admission.stderr);
 
@@ -200,7 +80,7 @@ async fn every_fixture_through_the_api_server_plugin() {
 async fn namespaces_the_webhook_must_never_see() {
     let Some(binary) = harness() else { return };
     let server = live_server::start().await;
-    let harness = Harness::new(binary, &server);
+    let harness = Harness::webhook(binary, &server);
     let pod = fixture("pod-create-from-deployment.json")["request"]["object"].clone();
     let internal_image = pod["spec"]["containers"][0]["image"].clone();
 
@@ -248,7 +128,7 @@ async fn namespaces_the_webhook_must_never_see() {
 async fn skip_annotation_is_not_even_sent() {
     let Some(binary) = harness() else { return };
     let server = live_server::start().await;
-    let harness = Harness::new(binary, &server);
+    let harness = Harness::webhook(binary, &server);
     let mut pod = fixture("pod-create-from-deployment.json")["request"]["object"].clone();
     pod["metadata"]["annotations"]["registry-rewriter.k8s-lab.dev/skip"] = json!("true");
     let admission =
@@ -278,7 +158,7 @@ async fn skip_annotation_is_not_even_sent() {
 async fn kubectl_debug_is_rewritten_and_pod_updates_are_not() {
     let Some(binary) = harness() else { return };
     let server = live_server::start().await;
-    let harness = Harness::new(binary, &server);
+    let harness = Harness::webhook(binary, &server);
     let review = fixture("pod-update-ephemeralcontainers-debug.json");
     let call = Call {
         operation: "UPDATE",
@@ -315,7 +195,7 @@ async fn kubectl_debug_is_rewritten_and_pod_updates_are_not() {
 async fn an_unreachable_webhook_fails_open() {
     let Some(binary) = harness() else { return };
     let mut server = live_server::start().await;
-    let harness = Harness::new(binary, &server);
+    let harness = Harness::webhook(binary, &server);
     server.begin_shutdown().await.expect("stopped");
     let pod = fixture("pod-create-from-deployment.json")["request"]["object"].clone();
     let admission =
@@ -366,7 +246,7 @@ async fn certs_overlay_as_rendered_works_end_to_end() {
         .find(|document| document.contains("kind: MutatingWebhookConfiguration"))
         .expect("rendered");
 
-    let harness = Harness::new(binary, &server);
+    let harness = Harness::webhook(binary, &server);
     std::fs::write(harness.dir.path().join("mwc.json"), configuration)
         .expect("write the YAML as rendered");
     let pod = fixture("pod-create-from-deployment.json")["request"]["object"].clone();
@@ -386,7 +266,7 @@ async fn certs_overlay_as_rendered_works_end_to_end() {
 async fn sidecars_injected_by_a_later_webhook_are_rewritten_on_reinvocation() {
     let Some(binary) = harness() else { return };
     let server = live_server::start().await;
-    let harness = Harness::new(binary, &server);
+    let harness = Harness::webhook(binary, &server);
     let (injector_addr, injector_ca) = start_sidecar_injector().await;
     let injector = json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
@@ -539,7 +419,7 @@ async fn start_sidecar_injector() -> (std::net::SocketAddr, String) {
 async fn every_builder_example_through_the_api_server_plugin() {
     let Some(binary) = harness() else { return };
     let server = live_server::start().await;
-    let harness = Harness::new(binary, &server);
+    let harness = Harness::webhook(binary, &server);
     let client = server.client();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/examples");
     let mut objects = Vec::new();

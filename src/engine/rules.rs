@@ -9,6 +9,12 @@ pub const SKIP_ANNOTATION: &str = "registry-rewriter.k8s-lab.dev/skip";
 /// JSON object of `<container>` -> original image, for audit and reversal.
 pub const ORIGINAL_IMAGES_ANNOTATION: &str = "registry-rewriter.k8s-lab.dev/original-images";
 
+/// `"true"` on a namespace leaves everything in it untouched (a namespace
+/// selector of the webhook and the policy).
+pub const IGNORE_NAMESPACE_LABEL: &str = "registry-rewriter.k8s-lab.dev/ignore";
+/// Namespaces never touched: the control plane's, and the webhook's own.
+pub const EXCLUDED_NAMESPACES: &[&str] = &["kube-system", "kube-node-lease", "registry-rewriter"];
+
 /// Everything the engine needs to decide, checked and normalised once.
 #[derive(Debug, Clone)]
 pub struct Rules {

@@ -6,18 +6,20 @@
 pub struct Workload {
     pub group: &'static str,
     pub kind: &'static str,
+    /// The resource name, for admission rules.
+    pub resource: &'static str,
     pub pod_spec_path: &'static [&'static str],
 }
 
 #[rustfmt::skip]
 pub const WORKLOADS: &[Workload] = &[
-    Workload { group: "", kind: "Pod", pod_spec_path: &["spec"] },
-    Workload { group: "batch", kind: "Job", pod_spec_path: &["spec", "template", "spec"] },
-    Workload { group: "batch", kind: "CronJob", pod_spec_path: &["spec", "jobTemplate", "spec", "template", "spec"] },
-    Workload { group: "apps", kind: "Deployment", pod_spec_path: &["spec", "template", "spec"] },
-    Workload { group: "apps", kind: "StatefulSet", pod_spec_path: &["spec", "template", "spec"] },
-    Workload { group: "apps", kind: "DaemonSet", pod_spec_path: &["spec", "template", "spec"] },
-    Workload { group: "apps", kind: "ReplicaSet", pod_spec_path: &["spec", "template", "spec"] },
+    Workload { group: "", kind: "Pod", resource: "pods", pod_spec_path: &["spec"] },
+    Workload { group: "batch", kind: "Job", resource: "jobs", pod_spec_path: &["spec", "template", "spec"] },
+    Workload { group: "batch", kind: "CronJob", resource: "cronjobs", pod_spec_path: &["spec", "jobTemplate", "spec", "template", "spec"] },
+    Workload { group: "apps", kind: "Deployment", resource: "deployments", pod_spec_path: &["spec", "template", "spec"] },
+    Workload { group: "apps", kind: "StatefulSet", resource: "statefulsets", pod_spec_path: &["spec", "template", "spec"] },
+    Workload { group: "apps", kind: "DaemonSet", resource: "daemonsets", pod_spec_path: &["spec", "template", "spec"] },
+    Workload { group: "apps", kind: "ReplicaSet", resource: "replicasets", pod_spec_path: &["spec", "template", "spec"] },
 ];
 
 impl Workload {

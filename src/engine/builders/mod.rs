@@ -308,7 +308,7 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
         if !self.profile.subcommands.is_empty() && subcommand.is_none() {
             return;
         }
-        let mut tls_verify_off: Option<Flag<'a>> = None;
+        let mut tls_verify_off: Vec<Flag<'a>> = Vec::new();
         let mut positionals = Vec::new();
         for item in &items {
             match *item {
@@ -321,7 +321,7 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
                     (Role::Csv, Some(value)) => self.rewrite_csv(flag.name, value),
                     (Role::RemoveRegistry, Some(value)) => self.remove_registry_flag(&flag, value),
                     (Role::TlsVerify, Some(value)) if is_false(value.text) => {
-                        tls_verify_off = Some(flag);
+                        tls_verify_off.push(flag);
                     }
                     (Role::RegistryMap, Some(value)) => self.mapped.extend(
                         value
@@ -352,8 +352,10 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
                 }
             }
         }
-        if let Some(flag) = tls_verify_off {
-            self.settle_tls_verify(&flag, reaches_only_https);
+        // Every `--tls-verify=false` goes, not only the one pflag reads:
+        // otherwise the next one would go in the next round.
+        for flag in &tls_verify_off {
+            self.settle_tls_verify(flag, reaches_only_https);
         }
     }
 

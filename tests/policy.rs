@@ -1,0 +1,401 @@
+//! The generated MutatingAdmissionPolicies against the webhook, through
+//! kube-apiserver's own plugins (the `apiserver-admit` harness): every
+//! fixture and every case of the engine's tables is admitted once by the
+//! webhook plugin calling our server and once by the policy plugin running
+//! `registry-rewriter policy`'s CEL, and the admitted objects must be equal.
+//! The one documented difference (BuildKit CSV with quoted fields) has its
+//! own test.
+
+mod apiserver_admit;
+mod live_server;
+mod objects;
+
+use std::sync::LazyLock;
+
+use apiserver_admit::{Admission, Call, Harness};
+use objects::{fixture, FIXTURES};
+use registry_rewriter::config::Config;
+use registry_rewriter::policy::{self, ApiVersion};
+use rstest::rstest;
+use serde_json::{json, Value};
+
+/// The default configuration's policies and bindings.
+static POLICIES: LazyLock<Vec<Value>> = LazyLock::new(|| {
+    policy::render(&Config::default(), ApiVersion::V1).expect("the default rules have a policy")
+});
+
+fn yaml(objects: &[&Value]) -> String {
+    objects
+        .iter()
+        .map(|object| format!("---\n{}", serde_yaml_ng::to_string(object).expect("YAML")))
+        .collect()
+}
+
+/// The policy (and binding) that matches `call`: the others match other
+/// resources, and compiling them only makes each run slower.
+fn policy_for(call: &Call<'_>) -> String {
+    let resource = match (call.object["kind"].as_str(), call.subresource) {
+        (Some("Job"), _) => "jobs",
+        (_, Some("ephemeralcontainers")) => "pods-ephemeralcontainers",
+        _ => "pods",
+    };
+    let name = format!("registry-rewriter-{resource}");
+    let objects: Vec<&Value> = POLICIES
+        .iter()
+        .filter(|o| o["metadata"]["name"] == name.as_str())
+        .collect();
+    assert_eq!(objects.len(), 2, "a policy and its binding named {name}");
+    yaml(&objects)
+}
+
+/// The policy and the webhook on the same request, side by side.
+struct Both {
+    webhook: Admission,
+    policy: Admission,
+}
+
+fn both(call: Call<'_>) -> Option<Both> {
+    both_with(call, &policy_for(&call))
+}
+
+fn both_with(call: Call<'_>, policies: &str) -> Option<Both> {
+    let binary = apiserver_admit::find()?;
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let server = runtime.block_on(live_server::start());
+    let webhook = Harness::webhook(binary.clone(), &server);
+    let policy = Harness::policy(binary, policies);
+    let (webhook, policy) = std::thread::scope(|scope| {
+        let policy = scope.spawn(|| policy.admit(call));
+        (webhook.admit(call), policy.join().expect("policy run"))
+    });
+    Some(Both { webhook, policy })
+}
+
+/// Both admitted the object, the policy without an error, and equally.
+fn assert_equal(call: Call<'_>) {
+    let Some(both) = both(call) else { return };
+    assert_eq!(both.webhook.code, 0, "webhook: {}", both.webhook.stderr);
+    assert_eq!(both.policy.code, 0, "policy: {}", both.policy.stderr);
+    assert_eq!(both.policy.policy_errors(), Vec::<&str>::new());
+    assert_eq!(
+        both.policy.admitted, both.webhook.admitted,
+        "the policy's object (left) differs from the webhook's (right)"
+    );
+}
+
+fn pod_with(containers: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "app", "namespace": "team"},
+        "spec": {"containers": containers}
+    })
+}
+
+fn pod_with_image(image: &str) -> Value {
+    pod_with(json!([{"name": "app", "image": image}]))
+}
+
+fn build_pod(image: &str, command: Value, args: Value) -> Value {
+    let mut container = json!({"name": "build", "image": image});
+    if !command.is_null() {
+        container["command"] = command;
+    }
+    if !args.is_null() {
+        container["args"] = args;
+    }
+    pod_with(json!([container]))
+}
+
+#[rstest]
+#[case::job_create_kaniko_build(FIXTURES[0])]
+#[case::pod_create_from_deployment_dry_run(FIXTURES[1])]
+#[case::pod_create_from_deployment(FIXTURES[2])]
+#[case::pod_create_kaniko_build(FIXTURES[3])]
+#[case::pod_create_no_match(FIXTURES[4])]
+#[case::pod_update_ephemeralcontainers_debug(FIXTURES[5])]
+#[case::pod_update_labels(FIXTURES[6])]
+fn fixtures(#[case] name: &str) {
+    let review = fixture(name);
+    assert_equal(Call::of_review(&review));
+}
+
+#[test]
+fn every_fixture_has_a_row() {
+    assert_eq!(FIXTURES.len(), 7);
+}
+
+const DIGEST: &str = "sha256:8d2bdddf00000000000000000000000000000000000000000000000000000001";
+
+#[rstest]
+// Rewritten.
+#[case::full_service_name("docker-registry.registry.svc.cluster.local:5000/dynamic-apps/web:v1")]
+#[case::svc_short_name("docker-registry.registry.svc:5000/team/app:1.0")]
+#[case::namespace_short_name("docker-registry.registry:5000/app")]
+#[case::upper_case_host("DOCKER-REGISTRY.Registry.svc.cluster.local:5000/app:v1")]
+#[case::digest_kept(&format!("docker-registry.registry:5000/app@{DIGEST}"))]
+#[case::tag_and_digest_kept(&format!("docker-registry.registry:5000/a/b/c:v1.2-rc_3@{DIGEST}"))]
+#[case::port_with_leading_zero("docker-registry.registry:05000/app:v1")]
+#[case::separators_in_path("docker-registry.registry:5000/a.b/c__d/e---f/g_h:T_1.x-y")]
+#[case::longest_tag(&format!("docker-registry.registry:5000/app:{}", "t".repeat(128)))]
+#[case::longest_name(&format!("docker-registry.registry:5000/{}", "a".repeat(255 - 30)))]
+// Left alone.
+#[case::other_port("docker-registry.registry.svc.cluster.local:50001/app:v1")]
+#[case::no_port("docker-registry.registry.svc.cluster.local/app:v1")]
+#[case::longer_host("mydocker-registry.registry.svc.cluster.local:5000/app")]
+#[case::host_as_suffix("docker-registry.registry.svc.cluster.local.evil.io:5000/app")]
+#[case::host_in_path("evil.io/docker-registry.registry/app")]
+#[case::docker_hub("nginx:1.27")]
+#[case::external_already("registry.k8s-lab.dev/dynamic-apps/web:v1")]
+#[case::short_name_without_namespace("docker-registry:5000/app")]
+#[case::no_path("docker-registry.registry:5000")]
+// Rejected by the grammar, so left alone.
+#[case::port_with_domain("docker-registry.registry.svc.cluster.local:5000.evil.io/app")]
+#[case::internal_host_in_path("evil.io/docker-registry.registry.svc.cluster.local:5000/app")]
+#[case::trailing_dot("docker-registry.registry.svc.cluster.local.:5000/app")]
+#[case::unicode_look_alike("docker-registry.registry.svc.cluster.lоcal:5000/app")]
+#[case::kelvin_sign_in_host("doc\u{212A}er-registry.registry:5000/app")]
+#[case::at_in_host("user@docker-registry.registry:5000/app")]
+#[case::upper_case_path("docker-registry.registry:5000/App")]
+#[case::tag_too_long(&format!("docker-registry.registry:5000/app:{}", "t".repeat(129)))]
+#[case::name_too_long(&format!("docker-registry.registry:5000/{}", "a".repeat(255 - 29)))]
+#[case::short_digest("docker-registry.registry:5000/app@sha256:abc")]
+#[case::port_out_of_range("docker-registry.registry:65536/app")]
+#[case::empty_path_component("docker-registry.registry:5000//app")]
+#[case::empty("")]
+fn images(#[case] image: &str) {
+    assert_equal(Call::create(&pod_with_image(image), "team"));
+}
+
+#[rstest]
+#[case::init_and_app(json!([{"name": "app", "image": "busybox"}]), json!([{"name": "init", "image": "docker-registry.registry:5000/init:1"}]))]
+#[case::same_image_twice(json!([{"name": "a", "image": "docker-registry.registry:5000/x:1"}, {"name": "b", "image": "docker-registry.registry:5000/x:1"}]), json!(null))]
+#[case::unnamed_container(json!([{"image": "docker-registry.registry:5000/x:1"}]), json!(null))]
+#[case::quote_in_name(json!([{"name": "a\"b\\c", "image": "docker-registry.registry:5000/x:1"}]), json!(null))]
+fn containers_and_labels(#[case] containers: Value, #[case] init: Value) {
+    let mut pod = pod_with(containers);
+    if !init.is_null() {
+        pod["spec"]["initContainers"] = init;
+    }
+    assert_equal(Call::create(&pod, "team"));
+}
+
+#[rstest]
+#[case::absent(json!("absent"))]
+#[case::null(json!(null))]
+#[case::empty(json!([]))]
+#[case::other_first(json!([{"name": "other"}]))]
+#[case::already_there(json!([{"name": "registry-credentials"}, {"name": "x"}]))]
+#[case::unnamed_entry(json!([{}]))]
+fn pull_secrets(#[case] existing: Value, #[values(true, false)] on_internal_registry: bool) {
+    let image = if on_internal_registry {
+        "docker-registry.registry:5000/app:v1"
+    } else {
+        "registry.k8s-lab.dev/app:v1"
+    };
+    let mut pod = pod_with_image(image);
+    if existing != json!("absent") {
+        pod["spec"]["imagePullSecrets"] = existing;
+    }
+    assert_equal(Call::create(&pod, "team"));
+}
+
+#[test]
+fn pull_secrets_are_not_added_for_other_registries() {
+    assert_equal(Call::create(&pod_with_image("nginx:1.27"), "team"));
+}
+
+#[rstest]
+#[case::skipped("true")]
+#[case::not_skipped("false")]
+fn skip_annotation(#[case] value: &str) {
+    let mut pod = pod_with_image("docker-registry.registry:5000/app:v1");
+    pod["metadata"]["annotations"] = json!({"registry-rewriter.k8s-lab.dev/skip": value});
+    assert_equal(Call::create(&pod, "team"));
+}
+
+#[rstest]
+#[case::absent(json!(null))]
+#[case::other_annotations(json!({"team": "a"}))]
+#[case::earlier_round(json!({"registry-rewriter.k8s-lab.dev/original-images": "{\"containers[old]\":\"docker-registry.registry:5000/old:1\"}"}))]
+#[case::earlier_round_same_label(json!({"registry-rewriter.k8s-lab.dev/original-images": "{\"containers[app]\":\"docker-registry.registry:5000/first:1\"}"}))]
+#[case::empty_map(json!({"registry-rewriter.k8s-lab.dev/original-images": "{}"}))]
+fn original_images_annotation(#[case] annotations: Value) {
+    let mut pod = pod_with_image("docker-registry.registry:5000/app:v1");
+    if !annotations.is_null() {
+        pod["metadata"]["annotations"] = annotations;
+    }
+    assert_equal(Call::create(&pod, "team"));
+}
+
+const KANIKO: &str = "gcr.io/kaniko-project/executor:v1.23.2";
+
+#[rstest]
+#[case::equals(json!(["--destination=docker-registry.registry:5000/a:1"]))]
+#[case::separate(json!(["--destination", "docker-registry.registry:5000/a:1"]))]
+#[case::shorthand(json!(["-d", "docker-registry.registry:5000/a:1"]))]
+#[case::shorthand_equals(json!(["-d=docker-registry.registry:5000/a:1"]))]
+#[case::shorthand_glued(json!(["-ddocker-registry.registry:5000/a:1"]))]
+#[case::cache_repo(json!(["--cache-repo=docker-registry.registry.svc:5000/cache", "--destination=registry.k8s-lab.dev/a:1"]))]
+#[case::registry_mirror(json!(["--registry-mirror=docker-registry.registry:5000/mirror", "--destination=docker-registry.registry:5000/a:1"]))]
+#[case::remove_flags(json!(["--skip-tls-verify", "--skip-tls-verify-pull=true", "--insecure", "--insecure-pull", "--destination=docker-registry.registry:5000/a:1"]))]
+#[case::insecure_registry_internal(json!(["--insecure-registry=docker-registry.registry:5000", "--skip-tls-verify-registry", "docker-registry.registry.svc:5000", "--destination=docker-registry.registry:5000/a:1"]))]
+#[case::insecure_registry_other(json!(["--insecure-registry=other.local:5000", "--destination=docker-registry.registry:5000/a:1"]))]
+#[case::value_that_looks_like_a_flag(json!(["--build-arg", "--skip-tls-verify", "--destination", "docker-registry.registry:5000/a:1"]))]
+#[case::value_flag_chain(json!(["--destination", "--destination", "docker-registry.registry:5000/a:1"]))]
+#[case::after_double_dash(json!(["--destination=docker-registry.registry:5000/a:1", "--", "--skip-tls-verify", "--destination=docker-registry.registry:5000/b:1"]))]
+#[case::double_dash_as_a_value(json!(["--build-arg", "--", "--skip-tls-verify"]))]
+#[case::flag_at_the_end_without_value(json!(["--skip-tls-verify", "--destination"]))]
+#[case::registry_map_present(json!(["--registry-map=docker-registry.registry:5000=registry.k8s-lab.dev", "--destination=docker-registry.registry:5000/a:1"]))]
+#[case::registry_map_several_in_one(json!(["--registry-map", "DOCKER-registry.registry.svc:5000=x;docker-registry.registry.svc.cluster.local:5000=y", "--destination=docker-registry.registry:5000/a:1"]))]
+#[case::already_on_target(json!(["--destination=registry.k8s-lab.dev/a:1"]))]
+#[case::other_registry(json!(["--destination=docker.io/me/a:1", "--skip-tls-verify"]))]
+#[case::unparsable_destination(json!(["--destination=docker-registry.registry:5000/App:1"]))]
+#[case::no_args(json!(null))]
+fn kaniko(#[case] args: Value) {
+    assert_equal(Call::create(&build_pod(KANIKO, Value::Null, args), "team"));
+}
+
+#[rstest]
+#[case::executor_in_command(json!(["/kaniko/executor"]), json!(["--destination=docker-registry.registry:5000/a:1"]))]
+#[case::flags_in_command(json!(["/kaniko/executor", "--skip-tls-verify", "--destination"]), json!(["docker-registry.registry:5000/a:1"]))]
+#[case::other_program_in_the_image(json!(["/bin/sh", "-c"]), json!(["--destination=docker-registry.registry:5000/a:1"]))]
+#[case::executor_from_another_image(json!(["/kaniko/executor"]), json!(["--destination=docker-registry.registry:5000/a:1", "--insecure"]))]
+fn kaniko_commands(#[case] command: Value, #[case] args: Value) {
+    assert_equal(Call::create(&build_pod(KANIKO, command, args), "team"));
+}
+
+const BUILDKIT: &str = "moby/buildkit:v0.18.2-rootless";
+const BUILDAH: &str = "quay.io/buildah/stable:v1.38";
+
+#[rstest]
+#[case::output_with_insecure(json!(["build", "--frontend", "dockerfile.v0", "--output", "type=image,name=docker-registry.registry:5000/team/app:v1,push=true,registry.insecure=true"]))]
+#[case::output_inline(json!(["build", "--output=type=image,name=docker-registry.registry.svc:5000/a:1,push=true"]))]
+#[case::shorthand(json!(["build", "-o", "type=image,registry.insecure=true,name=docker-registry.registry:5000/a:1,push=true"]))]
+#[case::export_and_import_cache(json!(["build", "--export-cache", "type=registry,ref=docker-registry.registry:5000/team/cache,mode=max,registry.insecure=true", "--import-cache=type=registry,ref=docker-registry.registry:5000/team/cache,registry.insecure=true"]))]
+#[case::already_external_insecure_goes(json!(["build", "--output", "type=image,name=registry.k8s-lab.dev/a:1,push=true,registry.insecure=true"]))]
+#[case::other_registry_insecure_stays(json!(["build", "--output", "type=image,name=other.local:5000/a:1,push=true,registry.insecure=true"]))]
+#[case::upper_case_keys(json!(["build", "--output", "type=image,NAME=docker-registry.registry:5000/a:1,Registry.Insecure=true"]))]
+#[case::global_flags_before_the_subcommand(json!(["--addr", "tcp://buildkitd:1234", "build", "--opt", "build-arg:X=--output", "--output", "type=image,name=docker-registry.registry:5000/a:1"]))]
+#[case::other_subcommand(json!(["du", "--output", "type=image,name=docker-registry.registry:5000/a:1"]))]
+#[case::value_that_looks_like_the_subcommand(json!(["--addr", "build", "prune", "--output", "type=image,name=docker-registry.registry:5000/a:1"]))]
+fn buildkit(#[case] args: Value) {
+    let pod = build_pod(BUILDKIT, json!(["buildctl-daemonless.sh"]), args);
+    assert_equal(Call::create(&pod, "team"));
+}
+
+#[rstest]
+#[case::push_with_transport(json!(["push", "--tls-verify=false", "app", "docker://docker-registry.registry:5000/team/app:v1"]))]
+#[case::push_one_image(json!(["push", "--tls-verify=false", "docker-registry.registry.svc:5000/team/app:v1"]))]
+#[case::push_source_and_destination(json!(["push", "--tls-verify=false", "docker-registry.registry:5000/app:v1", "docker://docker-registry.registry:5000/app:v1"]))]
+#[case::pull(json!(["pull", "--tls-verify=false", "docker-registry.registry:5000/base:1"]))]
+#[case::from_with_global_flags(json!(["--storage-driver", "vfs", "from", "--name", "work", "--tls-verify=false", "docker-registry.registry:5000/base:1"]))]
+#[case::push_elsewhere_keeps_the_flag(json!(["push", "--tls-verify=false", "app", "docker://other.local:5000/app:v1"]))]
+#[case::other_transport_is_no_registry(json!(["push", "app", "oci:/tmp/app"]))]
+#[case::creds_value_that_looks_like_a_flag(json!(["push", "--creds", "--tls-verify=false", "app", "docker://docker-registry.registry:5000/app:v1"]))]
+#[case::bud_tags(json!(["bud", "--tls-verify=false", "-t", "docker-registry.registry:5000/app:v1", "--cache-from=docker-registry.registry:5000/cache", "."]))]
+#[case::tls_verify_twice(json!(["push", "--tls-verify=false", "--tls-verify=0", "docker-registry.registry:5000/app:v1"]))]
+#[case::tls_verify_true_kept(json!(["push", "--tls-verify=true", "docker-registry.registry:5000/app:v1"]))]
+fn buildah(#[case] args: Value) {
+    assert_equal(Call::create(
+        &build_pod(BUILDAH, json!(["buildah"]), args),
+        "team",
+    ));
+}
+
+#[rstest]
+#[case::tekton_kaniko(json!(["/tekton/bin/entrypoint"]), json!(["-wait_file", "/tekton/downward/ready", "-entrypoint", "/kaniko/executor", "--", "--destination=docker-registry.registry:5000/a:1", "--skip-tls-verify"]))]
+#[case::tekton_entrypoint_equals(json!(["/tekton/bin/entrypoint"]), json!(["-entrypoint=/kaniko/executor", "--", "--destination", "docker-registry.registry:5000/a:1"]))]
+#[case::tekton_buildah(json!(["/tekton/bin/entrypoint"]), json!(["-entrypoint", "buildah", "--", "push", "--tls-verify=false", "docker-registry.registry:5000/a:1"]))]
+#[case::tekton_other_program(json!(["/tekton/bin/entrypoint"]), json!(["-entrypoint", "/bin/sh", "--", "--destination=docker-registry.registry:5000/a:1"]))]
+#[case::tekton_without_separator(json!(["/tekton/bin/entrypoint"]), json!(["-entrypoint", "/kaniko/executor", "--destination=docker-registry.registry:5000/a:1"]))]
+#[case::argo_buildkit(json!(["/var/run/argo/argoexec", "emissary", "--loglevel", "info", "--", "buildctl-daemonless.sh"]), json!(["build", "--output", "type=image,name=docker-registry.registry:5000/a:1,registry.insecure=true"]))]
+#[case::argo_kaniko_all_in_command(json!(["argoexec", "emissary", "--", "/kaniko/executor", "--destination=docker-registry.registry:5000/a:1"]), json!(null))]
+#[case::argo_without_emissary(json!(["argoexec", "--", "/kaniko/executor", "--destination=docker-registry.registry:5000/a:1"]), json!(null))]
+fn wrappers(#[case] command: Value, #[case] args: Value) {
+    let pod = build_pod("docker.io/library/alpine:3", command, args);
+    assert_equal(Call::create(&pod, "team"));
+}
+
+#[test]
+fn a_job_with_a_build_and_an_init_container() {
+    let job = json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "build", "namespace": "team"},
+        "spec": {"template": {"spec": {
+            "restartPolicy": "Never",
+            "initContainers": [{"name": "fetch", "image": "docker-registry.registry.svc:5000/tools/git:2"}],
+            "containers": [{"name": "build", "image": KANIKO, "args": ["--destination=docker-registry.registry:5000/a:1", "--skip-tls-verify"]}]
+        }}}
+    });
+    assert_equal(Call::create(&job, "team"));
+}
+
+/// `kubectl debug` adds an ephemeral container to a pod that already has
+/// one: only the new one is rewritten, and nothing else of the pod.
+#[test]
+fn only_new_ephemeral_containers() {
+    let mut old = pod_with_image("docker-registry.registry:5000/app:v1");
+    old["spec"]["ephemeralContainers"] =
+        json!([{"name": "debugger-1", "image": "docker-registry.registry:5000/tools:1"}]);
+    let mut new = old.clone();
+    new["spec"]["ephemeralContainers"]
+        .as_array_mut()
+        .expect("list")
+        .push(json!({"name": "debugger-2", "image": "docker-registry.registry:5000/tools:2", "args": ["--skip-tls-verify"]}));
+    let call = Call {
+        operation: "UPDATE",
+        old_object: Some(&old),
+        subresource: Some("ephemeralcontainers"),
+        ..Call::create(&new, "team")
+    };
+    assert_equal(call);
+}
+
+#[rstest]
+#[case::excluded_namespace("kube-system", "")]
+#[case::ignored_namespace("team", "registry-rewriter.k8s-lab.dev/ignore=true")]
+fn namespaces_left_alone(#[case] namespace: &str, #[case] labels: &str) {
+    let mut pod = pod_with_image("docker-registry.registry:5000/app:v1");
+    pod["metadata"]["namespace"] = json!(namespace);
+    let call = Call {
+        namespace_labels: labels,
+        ..Call::create(&pod, namespace)
+    };
+    let Some(both) = both(call) else { return };
+    assert_eq!(both.policy.admitted, both.webhook.admitted);
+    assert_eq!(
+        both.policy.admitted["spec"]["containers"][0]["image"],
+        "docker-registry.registry:5000/app:v1"
+    );
+    assert!(
+        !both.policy.stderr.contains("PolicyInvocation"),
+        "not even invoked"
+    );
+}
+
+/// BuildKit CSV with quoted fields (several names in one `name=`): the
+/// webhook rewrites it, the policy leaves it as it is (README, "Webhook or
+/// policy").
+#[test]
+fn quoted_buildkit_csv_is_the_documented_difference() {
+    let output = "type=image,\"name=docker-registry.registry:5000/a:1,docker-registry.registry:5000/a:latest\",push=true";
+    let pod = build_pod(
+        BUILDKIT,
+        json!(["buildctl"]),
+        json!(["build", "--output", output]),
+    );
+    let Some(both) = both(Call::create(&pod, "team")) else {
+        return;
+    };
+    let args =
+        |admission: &Admission| admission.admitted["spec"]["containers"][0]["args"][2].clone();
+    assert_eq!(args(&both.policy), json!(output));
+    assert_eq!(
+        args(&both.webhook),
+        json!(
+            "type=image,\"name=registry.k8s-lab.dev/a:1,registry.k8s-lab.dev/a:latest\",push=true"
+        )
+    );
+}
