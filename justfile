@@ -54,6 +54,10 @@ demo fixture="tests/fixtures/pod-create-from-deployment.json":
 certs *args:
     cargo run --quiet -- certs --service {{service}} --namespace {{namespace}} --out certs --dns localhost --ip 127.0.0.1 {{args}}
 
+# Write manifests/overlays/policy/policy.yaml from the default configuration
+policy:
+    cargo run --quiet -- policy > manifests/overlays/policy/policy.yaml
+
 # Install into the current kube context with certificates from certs/ (no cert-manager)
 deploy:
     #!/usr/bin/env bash

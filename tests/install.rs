@@ -324,3 +324,102 @@ fn path_with(kubectl: &Path) -> std::ffi::OsString {
     ));
     std::env::join_paths(paths).expect("PATH")
 }
+
+/// `kubectl apply -k manifests/overlays/policy` alone: no webhook runs, and
+/// the API server's own policy plugin rewrites the seed's Job and a Pod,
+/// and leaves excluded and ignored namespaces alone.
+#[test]
+fn the_policy_installs_without_a_webhook() {
+    let (Some(kube_lite), Some(_)) = (kube_lite(), kubectl()) else {
+        return;
+    };
+    let work = tempfile::tempdir().expect("dir");
+    let cluster = Cluster::start(&kube_lite, work.path(), free_port());
+    let overlay = root().join("manifests/overlays/policy");
+    let (applied, _) = cluster.ok(&["apply", "-k", overlay.to_str().expect("UTF-8")], None);
+    assert!(
+        applied.contains(
+            "mutatingadmissionpolicy.admissionregistration.k8s.io/registry-rewriter-pods created"
+        ),
+        "{applied}"
+    );
+    cluster.ok(&["create", "namespace", "dynamic-apps"], None);
+
+    // The plugin learns of new policies through its informers.
+    let started = Instant::now();
+    loop {
+        let (image, _) = cluster.ok(
+            &[
+                "-n",
+                "dynamic-apps",
+                "run",
+                "rr-check",
+                "--image=docker-registry.registry.svc.cluster.local:5000/dynamic-apps/test-webapp:v1",
+                "--dry-run=server",
+                "-o",
+                "jsonpath={.spec.containers[0].image}",
+            ],
+            None,
+        );
+        if image == "registry.k8s-lab.dev/dynamic-apps/test-webapp:v1" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the policy takes effect: {image}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let job_file = root().join("manifests/examples/kaniko-build-job.yaml");
+    cluster.ok(&["apply", "-f", job_file.to_str().expect("UTF-8")], None);
+    let job = cluster.get("dynamic-apps", "job/build-registry-rewriter");
+    let template = &job["spec"]["template"]["spec"];
+    let args = template["containers"][0]["args"].to_string();
+    assert!(
+        args.contains("--destination=registry.k8s-lab.dev/platform/registry-rewriter:0.1.0"),
+        "{args}"
+    );
+    assert!(
+        args.contains(
+            "--registry-map=docker-registry.registry.svc.cluster.local:5000=registry.k8s-lab.dev"
+        ),
+        "{args}"
+    );
+    assert!(!args.contains("--skip-tls-verify"), "{args}");
+
+    cluster.ok(&["apply", "-f", "-"], Some(&pod("dynamic-apps", "webapp")));
+    let stored = cluster.get("dynamic-apps", "pod/webapp");
+    assert_eq!(
+        stored["spec"]["containers"][0]["image"],
+        "registry.k8s-lab.dev/dynamic-apps/test-webapp:v1"
+    );
+    assert_eq!(
+        stored["spec"]["imagePullSecrets"][0]["name"],
+        "registry-credentials"
+    );
+    assert_eq!(
+        stored["metadata"]["annotations"]["registry-rewriter.k8s-lab.dev/original-images"],
+        "{\"containers[webapp]\":\"docker-registry.registry.svc.cluster.local:5000/dynamic-apps/test-webapp:v1\"}"
+    );
+
+    cluster.ok(&["create", "namespace", "opted-out"], None);
+    cluster.ok(
+        &[
+            "label",
+            "namespace",
+            "opted-out",
+            "registry-rewriter.k8s-lab.dev/ignore=true",
+        ],
+        None,
+    );
+    for namespace in ["kube-system", "opted-out"] {
+        cluster.ok(&["apply", "-f", "-"], Some(&pod(namespace, "as-sent")));
+        let stored = cluster.get(namespace, "pod/as-sent");
+        assert_eq!(
+            stored["spec"]["containers"][0]["image"],
+            "docker-registry.registry.svc.cluster.local:5000/dynamic-apps/test-webapp:v1",
+            "{namespace}"
+        );
+    }
+}

@@ -18,6 +18,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use registry_rewriter::config::Config;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -508,5 +509,110 @@ fn every_rendered_overlay_validates_against_the_kubernetes_schemas() {
             + &String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "Kubernetes {version}:\n{said}");
         assert!(!said.contains("ERROR"), "Kubernetes {version}:\n{said}");
+    }
+}
+
+fn policy_output(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_registry-rewriter"))
+        .arg("policy")
+        .args(args)
+        .output()
+        .expect("registry-rewriter policy");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8")
+}
+
+/// `manifests/overlays/policy` installs exactly what `registry-rewriter
+/// policy` prints on the default configuration (`just policy` writes it),
+/// with the webhook's exclusions and nothing that runs.
+#[test]
+fn policy_overlay_is_what_the_binary_prints() {
+    let file = root().join("manifests/overlays/policy/policy.yaml");
+    let written = std::fs::read_to_string(&file).expect("policy.yaml");
+    assert!(
+        written == policy_output(&[]),
+        "manifests/overlays/policy/policy.yaml is stale: run `just policy`"
+    );
+    let objects: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&written)
+        .map(|document| Value::deserialize(document).expect("YAML"))
+        .collect();
+    let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert!(kinds
+        .iter()
+        .all(|k| ["MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"].contains(k)));
+    let webhook: MutatingWebhookConfiguration = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("manifests/base/mutatingwebhookconfiguration.yaml"))
+            .expect("webhook configuration"),
+    )
+    .expect("YAML");
+    let webhook = &webhook.webhooks.expect("webhooks")[0];
+    let selector =
+        serde_json::to_value(webhook.namespace_selector.as_ref().expect("selector")).expect("JSON");
+    let skip = &webhook.match_conditions.as_ref().expect("conditions")[0];
+    for policy in objects
+        .iter()
+        .filter(|o| o["kind"] == "MutatingAdmissionPolicy")
+    {
+        let name = &policy["metadata"]["name"];
+        let spec = &policy["spec"];
+        assert_eq!(
+            spec["matchConstraints"]["namespaceSelector"], selector,
+            "{name}"
+        );
+        assert_eq!(
+            spec["matchConditions"][0]["expression"], skip.expression,
+            "{name}"
+        );
+        assert_eq!(spec["failurePolicy"], "Ignore", "{name}");
+        assert!(
+            objects
+                .iter()
+                .any(|o| o["kind"] == "MutatingAdmissionPolicyBinding"
+                    && o["spec"]["policyName"] == *name),
+            "{name} has a binding"
+        );
+    }
+    if let Some(kubectl) = kubectl() {
+        let rendered = render(&kubectl, &root().join("manifests/overlays/policy"));
+        assert_eq!(rendered.len(), objects.len());
+    }
+}
+
+/// The policies against the schemas of the versions that serve them: v1 on
+/// 1.36, v1beta1 on 1.34 and 1.35.
+#[test]
+fn policies_validate_against_the_kubernetes_schemas() {
+    let Some(validate) = objects::tools::command(
+        "kubernetes-validate",
+        &["--version"],
+        "it checks the manifests against the schemas (pip install kubernetes-validate)",
+    ) else {
+        return;
+    };
+    let scratch = tempfile::tempdir().expect("dir");
+    for (api_version, versions) in [("v1", &["1.36.0"][..]), ("v1beta1", &["1.34.0", "1.35.0"])] {
+        let file = scratch.path().join(format!("policy-{api_version}.yaml"));
+        std::fs::write(&file, policy_output(&["--api-version", api_version])).expect("write");
+        for version in versions {
+            let output = Command::new(&validate)
+                .args(["--strict", "--quiet", "-k", version])
+                .arg(&file)
+                .output()
+                .expect("kubernetes-validate");
+            let said = String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr);
+            assert!(
+                output.status.success(),
+                "{api_version} on {version}:\n{said}"
+            );
+            assert!(
+                !said.contains("ERROR"),
+                "{api_version} on {version}:\n{said}"
+            );
+        }
     }
 }

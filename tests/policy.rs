@@ -14,6 +14,8 @@ use std::sync::LazyLock;
 
 use apiserver_admit::{Admission, Call, Harness};
 use objects::{fixture, FIXTURES};
+use prop::sample::select;
+use proptest::prelude::*;
 use registry_rewriter::config::Config;
 use registry_rewriter::policy::{self, ApiVersion};
 use rstest::rstest;
@@ -399,3 +401,349 @@ fn quoted_buildkit_csv_is_the_documented_difference() {
         )
     );
 }
+
+// --- Generated pods ---------------------------------------------------------
+
+/// References near the rules' boundaries: every internal name in mixed
+/// case, the target, near misses, and text the grammar rejects.
+fn reference() -> impl Strategy<Value = String> {
+    let registry = prop_oneof![
+        select(vec![
+            "docker-registry.registry.svc.cluster.local:5000",
+            "docker-registry.registry.svc:5000",
+            "docker-registry.registry:5000",
+        ])
+        .prop_flat_map(|host| {
+            prop::collection::vec(prop::bool::weighted(0.15), host.len()).prop_map(move |upper| {
+                host.chars()
+                    .zip(upper)
+                    .map(|(c, u)| if u { c.to_ascii_uppercase() } else { c })
+                    .collect::<String>()
+            })
+        }),
+        select(vec![
+            "registry.k8s-lab.dev",
+            "REGISTRY.k8s-lab.dev",
+            "docker.io",
+            "docker-registry.registry:50001",
+            "docker-registry.registry:05000",
+            "docker-registry.registry",
+            "mydocker-registry.registry:5000",
+            "docker-registry.registry.evil.io:5000",
+            "localhost:5000",
+        ])
+        .prop_map(str::to_owned),
+    ];
+    let component = r"[a-z0-9]{1,3}([._-][a-z0-9]{1,3})?|App|a__b|a\.-b";
+    let path = prop::collection::vec(component, 1..3).prop_map(|c| c.join("/"));
+    let tag = prop::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,6}|-x|");
+    let digest = prop::option::of(select(vec![
+        "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "sha256:short",
+    ]));
+    let with_registry = prop::bool::weighted(0.85);
+    (with_registry, registry, path, tag, digest).prop_map(
+        |(with_registry, registry, path, tag, digest)| {
+            let mut text = if with_registry {
+                format!("{registry}/{path}")
+            } else {
+                path
+            };
+            if let Some(tag) = tag {
+                text = format!("{text}:{tag}");
+            }
+            if let Some(digest) = digest {
+                text = format!("{text}@{digest}");
+            }
+            text
+        },
+    )
+}
+
+/// Arguments from every builder's vocabulary, in any order, so that values
+/// that look like flags, `--` and glued shorthands all come up.
+fn argument() -> impl Strategy<Value = String> {
+    let flag = select(vec![
+        "--destination",
+        "-d",
+        "--cache-repo",
+        "--registry-mirror",
+        "--insecure-registry",
+        "--skip-tls-verify",
+        "--insecure",
+        "--build-arg",
+        "--registry-map",
+        "--",
+        "-",
+        "build",
+        "push",
+        "pull",
+        "bud",
+        "-t",
+        "--tls-verify=false",
+        "--output",
+        "-o",
+        "--creds",
+        "--addr",
+        "--frontend",
+    ])
+    .prop_map(str::to_owned);
+    let inline = (
+        select(vec![
+            "--destination=",
+            "-d",
+            "-d=",
+            "--cache-repo=",
+            "--registry-mirror=",
+            "--insecure-registry=",
+            "-t=",
+            "--tag=",
+        ]),
+        reference(),
+    )
+        .prop_map(|(flag, value)| format!("{flag}{value}"));
+    let csv = (reference(), prop::bool::ANY).prop_map(|(name, insecure)| {
+        let mut text = format!("type=image,name={name},push=true");
+        if insecure {
+            text.push_str(",registry.insecure=true");
+        }
+        text
+    });
+    let transport = reference().prop_map(|r| format!("docker://{r}"));
+    prop_oneof![3 => flag, 2 => reference(), 2 => inline, 1 => csv, 1 => transport]
+}
+
+fn generated_container() -> impl Strategy<Value = Value> {
+    let image = prop_oneof![
+        3 => reference(),
+        1 => select(vec![KANIKO, BUILDKIT, BUILDAH, "cgr.dev/chainguard/kaniko:latest"]).prop_map(str::to_owned),
+    ];
+    let command = prop::option::of(select(vec![
+        vec!["/kaniko/executor"],
+        vec!["buildah"],
+        vec!["buildctl-daemonless.sh"],
+        vec!["/bin/sh", "-c"],
+        vec!["argoexec", "emissary", "--", "/kaniko/executor"],
+        vec!["/tekton/bin/entrypoint", "-entrypoint", "buildah", "--"],
+    ]));
+    let args = prop::option::of(prop::collection::vec(argument(), 0..7));
+    (image, command, args).prop_map(|(image, command, args)| {
+        let mut container = json!({"image": image});
+        if let Some(command) = command {
+            container["command"] = json!(command);
+        }
+        if let Some(args) = args {
+            container["args"] = json!(args);
+        }
+        container
+    })
+}
+
+fn generated_pod() -> impl Strategy<Value = Value> {
+    let secrets = prop::option::of(select(vec![
+        json!([]),
+        json!([{"name": "other"}]),
+        json!([{"name": "registry-credentials"}]),
+    ]));
+    (
+        prop::collection::vec(generated_container(), 1..4),
+        prop::collection::vec(generated_container(), 0..2),
+        secrets,
+    )
+        .prop_map(|(containers, init, secrets)| {
+            let name = |list: Vec<Value>, prefix: &str| -> Value {
+                let named: Vec<Value> = list
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, mut c)| {
+                        c["name"] = json!(format!("{prefix}{i}"));
+                        c
+                    })
+                    .collect();
+                json!(named)
+            };
+            let mut pod = pod_with(name(containers, "c"));
+            if !init.is_empty() {
+                pod["spec"]["initContainers"] = name(init, "i");
+            }
+            if let Some(secrets) = secrets {
+                pod["spec"]["imagePullSecrets"] = secrets;
+            }
+            pod
+        })
+}
+
+/// CSV with quotes is the one documented difference; the generator writes none.
+fn policy_cases() -> u32 {
+    std::env::var("POLICY_PROPERTY_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
+}
+
+#[test]
+fn generated_pods_are_admitted_alike() {
+    if apiserver_admit::find().is_none() {
+        return;
+    }
+    let config = ProptestConfig {
+        cases: policy_cases(),
+        failure_persistence: None,
+        max_shrink_iters: 50,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(pod in generated_pod())| {
+        let Some(both) = both(Call::create(&pod, "team")) else { return Ok(()) };
+        prop_assert_eq!(both.webhook.code, 0, "{}", both.webhook.stderr);
+        prop_assert_eq!(both.policy.code, 0, "{}", both.policy.stderr);
+        prop_assert_eq!(both.policy.policy_errors(), Vec::<&str>::new());
+        prop_assert_eq!(&both.policy.admitted, &both.webhook.admitted, "pod: {}", pod);
+    });
+}
+
+// --- Together, versions, cost --------------------------------------------------
+
+/// Both installed: the policy plugin runs first, so the webhook is called
+/// on an object that has converged and sends no patch.
+#[rstest]
+#[case::kaniko_pod(FIXTURES[3])]
+#[case::kaniko_job(FIXTURES[0])]
+#[case::deployment_pod(FIXTURES[2])]
+fn with_both_installed_the_webhook_has_nothing_left_to_do(#[case] name: &str) {
+    let Some(binary) = apiserver_admit::find() else {
+        return;
+    };
+    let review = fixture(name);
+    let call = Call::of_review(&review);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let server = runtime.block_on(live_server::start());
+    let together = Harness::webhook(binary.clone(), &server)
+        .with_policy(&policy_for(&call))
+        .admit(call);
+    let webhook_alone = Harness::webhook(binary, &server).admit(call);
+    assert_eq!(together.code, 0, "{}", together.stderr);
+    assert_eq!(together.policy_errors(), Vec::<&str>::new());
+    assert_eq!(together.admitted, webhook_alone.admitted);
+    let mutations: Vec<&str> = together
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("Mutation: "))
+        .collect();
+    assert!(
+        mutations
+            .iter()
+            .any(|l| l.contains("plugin=MutatingAdmissionPolicy")),
+        "the policy changed the object: {mutations:?}"
+    );
+    assert!(
+        !mutations
+            .iter()
+            .any(|l| l.contains("plugin=MutatingAdmissionWebhook")),
+        "the webhook changed nothing: {mutations:?}"
+    );
+    let calls = runtime.block_on(requests_seen(&server));
+    assert!(
+        calls >= 2.0,
+        "the webhook was called in both runs ({calls})"
+    );
+}
+
+async fn requests_seen(server: &live_server::TestServer) -> f64 {
+    let (_, text) = server.admin_get("/metrics").await;
+    text.lines()
+        .filter(|l| l.starts_with("registry_rewriter_admission_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The v1beta1 objects (Kubernetes 1.34 and 1.35) do the same.
+#[test]
+fn v1beta1_policies_do_the_same() {
+    let Some(binary) = apiserver_admit::find() else {
+        return;
+    };
+    let objects = policy::render(&Config::default(), ApiVersion::V1beta1).expect("rendered");
+    assert!(objects
+        .iter()
+        .all(|o| o["apiVersion"] == "admissionregistration.k8s.io/v1beta1"));
+    let policies = yaml(&objects.iter().collect::<Vec<_>>());
+    let review = fixture(FIXTURES[3]);
+    let call = Call::of_review(&review);
+    let beta = Harness::policy(binary.clone(), &policies).admit(call);
+    let v1 = Harness::policy(binary, &policy_for(&call)).admit(call);
+    assert_eq!(beta.code, 0, "{}", beta.stderr);
+    assert_eq!(beta.policy_errors(), Vec::<&str>::new());
+    assert_eq!(beta.admitted, v1.admitted);
+    assert_ne!(
+        beta.admitted, review["request"]["object"],
+        "it rewrote the build"
+    );
+}
+
+/// A Pod of 100 containers with 50 arguments each (three of them Kaniko
+/// builds, the rest applications on the internal registry) stays inside
+/// the CEL cost budgets: a budget exceeded is a policy error, which the
+/// harness reports even under failurePolicy Ignore. How many builder
+/// arguments one Pod may carry is measured in docs/performance.md.
+#[test]
+fn a_large_pod_stays_within_the_cost_budgets() {
+    let build_args: Vec<String> = (0..50)
+        .map(|i| match i % 5 {
+            0 => format!("--destination=docker-registry.registry:5000/team/app-{i}:v1"),
+            1 => "--skip-tls-verify".to_owned(),
+            2 => "--build-arg".to_owned(),
+            3 => format!("VERSION={i}"),
+            _ => format!("--label=build={i}"),
+        })
+        .collect();
+    let app_args: Vec<String> = (0..50).map(|i| format!("--option-{i}=value-{i}")).collect();
+    let containers: Vec<Value> = (0..100)
+        .map(|i| match i % 33 {
+            0 => json!({"name": format!("build-{i}"), "image": KANIKO, "args": build_args}),
+            _ => json!({
+                "name": format!("app-{i}"),
+                "image": format!("docker-registry.registry.svc:5000/team/app-{i}:v1"),
+                "args": app_args,
+            }),
+        })
+        .collect();
+    let pod = pod_with(json!(containers));
+    let Some(both) = both(Call::create(&pod, "team")) else {
+        return;
+    };
+    assert_eq!(both.policy.policy_errors(), Vec::<&str>::new());
+    assert_eq!(both.policy.admitted, both.webhook.admitted);
+    let build = &both.policy.admitted["spec"]["containers"][99]["args"];
+    assert_eq!(build[0], MAPS_FIRST);
+}
+
+/// Past what one CEL call may spend, the policy fails open: the Pod is
+/// admitted unchanged (failurePolicy Ignore), never blocked.
+#[test]
+fn past_the_budget_the_policy_fails_open() {
+    let args: Vec<String> = (0..50)
+        .map(|i| format!("--destination=docker-registry.registry:5000/team/app-{i}:v1"))
+        .collect();
+    let containers: Vec<Value> = (0..100)
+        .map(|i| json!({"name": format!("build-{i}"), "image": KANIKO, "args": args}))
+        .collect();
+    let pod = pod_with(json!(containers));
+    let Some(binary) = apiserver_admit::find() else {
+        return;
+    };
+    let call = Call::create(&pod, "team");
+    let admission = Harness::policy(binary, &policy_for(&call)).admit(call);
+    assert_eq!(admission.code, 0, "admitted: {}", admission.stderr);
+    assert!(
+        admission.stderr.contains("cost limit exceeded"),
+        "{}",
+        admission.stderr
+    );
+    assert_eq!(
+        admission.admitted["spec"]["containers"][0]["args"],
+        json!(args)
+    );
+}
+
+const MAPS_FIRST: &str =
+    "--registry-map=docker-registry.registry.svc.cluster.local:5000=registry.k8s-lab.dev";

@@ -73,27 +73,37 @@ impl<'r> Exprs<'r> {
         Exprs { rules }
     }
 
-    fn source_domain(rule: &RewriteRule) -> String {
-        grammar::domain(&rule.from_host, rule.from_port)
+    /// `[host, port, 'y' if a port was written]` of the lower-cased domain `xrd`.
+    const HOST_PORT: &'static str = "(xrd.lastIndexOf(':') > xrd.lastIndexOf(']') \
+        ? [xrd.substring(0, xrd.lastIndexOf(':')), xrd.substring(xrd.lastIndexOf(':') + 1), 'y'] \
+        : [xrd, '', ''])";
+
+    /// `xrh` (see [`Self::HOST_PORT`]) is `host[:port]`: the host compared
+    /// ASCII case-insensitively (`xrd` is lower-cased), the port as a number.
+    fn is_domain(host: &str, port: Option<u16>) -> String {
+        let port = match port {
+            Some(port) => format!(
+                "xrh[2] == 'y' && xrh[1].matches({})",
+                lit(&grammar::port(port))
+            ),
+            None => "xrh[2] == ''".to_owned(),
+        };
+        format!("(xrh[0] == {} && {port})", lit(&host.to_ascii_lowercase()))
     }
 
-    fn target_domains(&self) -> String {
-        let mut domains: Vec<String> = Vec::new();
+    fn is_source(rule: &RewriteRule) -> String {
+        Self::is_domain(&rule.from_host, rule.from_port)
+    }
+
+    fn is_target(&self) -> String {
+        let mut targets: Vec<String> = Vec::new();
         for rule in &self.rules.rewrites {
-            let domain = grammar::domain(&rule.to_host, rule.to_port);
-            if !domains.contains(&domain) {
-                domains.push(domain);
+            let target = Self::is_domain(&rule.to_host, rule.to_port);
+            if !targets.contains(&target) {
+                targets.push(target);
             }
         }
-        format!("(?:{})", domains.join("|"))
-    }
-
-    /// The name (domain and path) of reference `x` is at most 255 characters.
-    fn name_fits(x: &str) -> String {
-        format!(
-            "(size({x}.split('@')[0]) - size({x}.split('@')[0].find({})) <= 255)",
-            lit(r":[\w][\w.-]*$")
-        )
+        targets.join(" || ")
     }
 
     /// `rewrite_name(rest)` of a rule: the part in front of the rest.
@@ -111,118 +121,133 @@ impl<'r> Exprs<'r> {
         }
     }
 
-    /// Consecutive rules that rewrite alike (same target, same prefix
-    /// length), as one pattern each: first match still wins.
-    fn rule_groups(&self) -> Vec<Vec<&RewriteRule>> {
-        let mut groups: Vec<Vec<&RewriteRule>> = Vec::new();
-        for rule in &self.rules.rewrites {
-            match groups.last_mut() {
-                Some(group)
-                    if Self::to_base(group[0]) == Self::to_base(rule)
-                        && Self::prefix_skip(group[0]) == Self::prefix_skip(rule) =>
-                {
-                    group.push(rule)
-                }
-                _ => groups.push(vec![rule]),
-            }
-        }
-        groups
-    }
-
-    /// The rewritten reference of image `x`, or `''` when no rule matches
-    /// (or `x` is not a valid reference).
-    pub fn image_new(&self, x: &str) -> String {
+    /// Which rule (its index, as text) matches the domain in `xrh` and the
+    /// rest in `xrr`, else `'t'` for a rewrite target, else `''`. First match
+    /// wins, as in the engine. `ends` are the characters that may follow a
+    /// path prefix.
+    fn kind(&self, ends: &[&str]) -> String {
         let mut chain = String::new();
-        for (index, group) in self.rule_groups().iter().enumerate() {
-            chain.push_str(&format!(
-                "{x}.matches(variables.rewrite{index}Image) ? {} + {x}.substring({x}.indexOf('/') + {}) : ",
-                lit(&Self::to_base(group[0])),
-                Self::prefix_skip(group[0])
-            ));
-        }
-        format!("({} ? ({chain}'') : '')", Self::name_fits(x))
-    }
-
-    /// Image `x` is a valid reference on a rewrite target.
-    pub fn image_on_target(&self, x: &str) -> String {
-        format!(
-            "({} && {x}.matches(variables.targetImage))",
-            Self::name_fits(x)
-        )
-    }
-
-    /// Image `x` is rewritten, or already on a rewrite target.
-    pub fn image_ends_on_target(&self, x: &str) -> String {
-        format!(
-            "({} != '' || {})",
-            self.image_new(x),
-            self.image_on_target(x)
-        )
-    }
-
-    /// The rewritten registry location `x`, or `''`.
-    fn location_new(&self, x: &str) -> String {
-        let mut chain = String::new();
-        for (index, group) in self.rule_groups().iter().enumerate() {
-            let rule = group[0];
-            let base = lit(&Self::to_base(rule));
-            let new = if rule.from_prefix.is_empty() {
-                format!("({x}.contains('/') ? {base} + {x}.substring({x}.indexOf('/')) : {base})")
+        for (index, rule) in self.rules.rewrites.iter().enumerate() {
+            let prefix = &rule.from_prefix;
+            let on_boundary = if prefix.is_empty() {
+                String::new()
             } else {
                 format!(
-                    "{base} + {x}.substring({x}.indexOf('/') + {})",
-                    Self::prefix_skip(rule)
+                    " && xrr.startsWith({}) && xrr.charAt({}) in {}",
+                    lit(prefix),
+                    prefix.chars().count(),
+                    lit_list(ends)
                 )
             };
             chain.push_str(&format!(
-                "{x}.matches(variables.rewrite{index}Location) ? {new} : "
+                "{}{on_boundary} ? '{index}' : ",
+                Self::is_source(rule)
+            ));
+        }
+        format!("({chain}({}) ? 't' : '')", self.is_target())
+    }
+
+    /// The new text for rule `xrk`: the rule's base, then `rest(skip)`, the
+    /// text after the first `/` and the rule's prefix.
+    fn new_text(&self, rest: impl Fn(usize) -> String) -> String {
+        let mut chain = String::new();
+        for (index, rule) in self.rules.rewrites.iter().enumerate() {
+            chain.push_str(&format!(
+                "xrk == '{index}' ? {} + {} : ",
+                lit(&Self::to_base(rule)),
+                rest(Self::prefix_skip(rule))
             ));
         }
         format!("({chain}'')")
     }
 
-    fn location_on_target(&self, x: &str) -> String {
-        format!("{x}.matches(variables.targetLocation)")
+    /// `[new, 't']` for image `x` that a rule rewrites, `['', 't']` for one
+    /// already on a rewrite target, `['', '']` for any other text (another
+    /// registry, or not a valid reference).
+    pub fn image_info(&self, x: &str) -> String {
+        // Name (domain and path) at most 255 characters.
+        let name_fits = bind(
+            "xrn",
+            "xrx.contains('@') ? xrx.substring(0, xrx.indexOf('@')) : xrx",
+            "(xrn.lastIndexOf(':') > xrn.lastIndexOf('/') ? xrn.lastIndexOf(':') : size(xrn)) <= 255",
+        );
+        let decide = format!(
+            "xrk == '' ? ['', ''] : !(xrr.matches(variables.imageRest) && {name_fits}) ? ['', ''] : \
+             xrk == 't' ? ['', 't'] : [{}, 't']",
+            self.new_text(|skip| format!("xrx.substring(xrs + {skip})"))
+        );
+        let body = bind(
+            "xrd",
+            "xrx.substring(0, xrs).lowerAscii()",
+            &bind(
+                "xrh",
+                Self::HOST_PORT,
+                &bind(
+                    "xrr",
+                    "xrx.substring(xrs + 1)",
+                    &bind("xrk", &self.kind(&["", "/", ":", "@"]), &decide),
+                ),
+            ),
+        );
+        bind(
+            "xrx",
+            &format!("string({x})"),
+            &bind(
+                "xrs",
+                "xrx.indexOf('/')",
+                &format!("xrs <= 0 ? ['', ''] : {body}"),
+            ),
+        )
+    }
+
+    /// As [`Self::image_info`], for a registry location (`host[:port][/path]`).
+    fn location_info(&self, x: &str) -> String {
+        let decide = format!(
+            "xrk == '' ? ['', ''] : !(xrs < 0 || xrr.matches(variables.locationRest)) ? ['', ''] : \
+             xrk == 't' ? ['', 't'] : [{}, 't']",
+            self.new_text(|skip| format!("(xrs < 0 ? '' : xrx.substring(xrs + {skip}))"))
+        );
+        let body = bind(
+            "xrd",
+            "(xrs < 0 ? xrx : xrx.substring(0, xrs)).lowerAscii()",
+            &bind(
+                "xrh",
+                Self::HOST_PORT,
+                &bind(
+                    "xrr",
+                    "xrs < 0 ? '' : xrx.substring(xrs + 1)",
+                    &bind("xrk", &self.kind(&["", "/"]), &decide),
+                ),
+            ),
+        );
+        bind(
+            "xrx",
+            &format!("string({x})"),
+            &bind("xrs", "xrx.indexOf('/')", &body),
+        )
     }
 
     /// The first component of `x` is a rewrite source.
     fn names_source(&self, x: &str) -> String {
-        format!("{x}.split('/')[0].matches(variables.sourceDomain)")
+        let any: Vec<String> = self.rules.rewrites.iter().map(Self::is_source).collect();
+        bind(
+            "xrd",
+            &format!("string({x}).split('/')[0].lowerAscii()"),
+            &bind("xrh", Self::HOST_PORT, &format!("({})", any.join(" || "))),
+        )
     }
 
-    /// The regular expressions, as policy variables: `(name, expression)`.
+    /// The patterns, as policy variables: `(name, expression)`.
     pub fn pattern_variables(&self) -> Vec<(String, String)> {
-        let mut variables = Vec::new();
-        for (index, group) in self.rule_groups().iter().enumerate() {
-            let image: Vec<String> = group
-                .iter()
-                .map(|rule| grammar::image_on(&Self::source_domain(rule), &rule.from_prefix))
-                .collect();
-            let location: Vec<String> = group
-                .iter()
-                .map(|rule| grammar::location_on(&Self::source_domain(rule), &rule.from_prefix))
-                .collect();
-            variables.push((format!("rewrite{index}Image"), lit(&image.join("|"))));
-            variables.push((format!("rewrite{index}Location"), lit(&location.join("|"))));
-        }
-        let targets = self.target_domains();
-        variables.push(("targetImage".into(), lit(&grammar::image_on(&targets, ""))));
-        variables.push((
-            "targetLocation".into(),
-            lit(&grammar::location_on(&targets, "")),
-        ));
-        let sources: Vec<String> = self
-            .rules
-            .rewrites
-            .iter()
-            .map(Self::source_domain)
-            .collect();
-        variables.push(("sourceDomain".into(), lit(&grammar::any_domain(&sources))));
-        variables
+        vec![
+            ("imageRest".into(), lit(&grammar::image_rest())),
+            ("locationRest".into(), lit(&grammar::location_rest())),
+        ]
     }
 
-    /// The role map of profile `index`, as a policy variable.
-    pub fn role_map(profile: &BuilderProfile) -> String {
+    /// Each flag of `profile` with its role, the first role winning in the
+    /// engine's order (`Role` in the builders module).
+    fn roles(profile: &BuilderProfile) -> Vec<(String, char)> {
         let mut entries: Vec<(String, char)> = Vec::new();
         let mut add = |flags: &[String], role: char| {
             for flag in flags {
@@ -239,9 +264,30 @@ impl<'r> Exprs<'r> {
         add(profile.tls_verify_flag.as_slice(), TLS_VERIFY);
         add(profile.registry_map_flag.as_slice(), REGISTRY_MAP);
         add(&profile.value_flags, VALUE);
-        let entries: Vec<String> = entries
+        entries
+    }
+
+    /// The role map of a profile, as a policy variable.
+    pub fn role_map(profile: &BuilderProfile) -> String {
+        let entries: Vec<String> = Self::roles(profile)
             .iter()
             .map(|(flag, role)| format!("{}: '{role}'", lit(flag)))
+            .collect();
+        format!("{{{}}}", entries.join(", "))
+    }
+
+    /// The flags of a profile that take the next argument as their value
+    /// when written alone, as a policy variable: one lookup tells them.
+    pub fn value_flags(profile: &BuilderProfile) -> String {
+        let entries: Vec<String> = Self::roles(profile)
+            .iter()
+            .filter(|(flag, role)| {
+                ![REMOVE, TLS_VERIFY].contains(role)
+                    && flag.starts_with('-')
+                    && flag != "-"
+                    && !flag.contains('=')
+            })
+            .map(|(flag, _)| format!("{}: true", lit(flag)))
             .collect();
         format!("{{{}}}", entries.join(", "))
     }
@@ -290,7 +336,7 @@ impl<'r> Exprs<'r> {
                 .collect();
             chain.push_str(&format!("({}) ? {index} : ", any.join(" || ")));
         }
-        format!("({} ? ({chain}-1) : -1)", Self::name_fits(x))
+        format!("({chain}-1)")
     }
 
     /// `[profile, start]` for a wrapped step in `xall` (command then args):
@@ -304,7 +350,7 @@ impl<'r> Exprs<'r> {
         let found = match &wrapper.executable_flag {
             Some(flag) => {
                 let name = flag.trim_start_matches('-');
-                let pattern = format!("(?s)^-*{}(?:=.*)?$", regex_literal(name));
+                let pattern = format!("(?s)^-*{}(?:=.*)?$", grammar::escape(name));
                 let candidates = format!(
                     "xall.transformList(xg, xa, xg >= {own_start} && xg < xsep && xa.matches({}) && (xa.contains('=') || xg + 1 < xsep) ? 'E' : '.').join('').lastIndexOf('E')",
                     lit(&pattern)
@@ -387,11 +433,8 @@ impl<'r> Exprs<'r> {
         let roles = format!("variables.builder{index}Roles");
         let role = |x: &str| format!("({x} in {roles} ? {roles}[{x}] : '')");
         let takes_value = |x: &str| format!("({x} in {roles} && !({roles}[{x}] in ['r', 't']))");
-        let bit = format!(
-            "(xa.startsWith('-') && xa != '-' && !xa.contains('=') && {} ? '1' : '0')",
-            takes_value("xa")
-        );
-        let consumed = "(xj > 0 && (xj - xb.substring(0, xj).lastIndexOf('0') - 1) % 2 == 1)";
+        let bit = format!("(xa in variables.builder{index}ValueFlags ? '1' : '0')");
+        let consumed = "(xj > 0 && xb.charAt(xj - 1) == '1' && (xj - xb.substring(0, xj).lastIndexOf('0') - 1) % 2 == 1)";
         let terminator = format!(
             "xw.transformList(xj, xa, xa == '--' && !{consumed} ? 'T' : '.').join('').indexOf('T')"
         );
@@ -426,53 +469,59 @@ impl<'r> Exprs<'r> {
         let has_image_arguments = !profile.image_arguments.is_empty();
         let has_tls = profile.tls_verify_flag.is_some();
 
-        // The new text of a flag's value (`xv`, written after `xpre`), or `xa`.
+        // `[new text, 't' if it now names a rewrite target]` of a flag's
+        // value `xd[2]`, written after `xd[3]`.
         let mut value_new = String::new();
+        let info_of = |info: String| {
+            bind(
+                "xri",
+                &info,
+                "[xri[0] != '' ? xd[3] + xri[0] : string(xa), xri[1]]",
+            )
+        };
         if !profile.image_flags.is_empty() {
             value_new.push_str(&format!(
                 "xd[1] == 'i' ? {} : ",
-                bind("xr", &self.image_new("xv"), "xr != '' ? xpre + xr : xa")
+                info_of(self.image_info("xd[2]"))
             ));
         }
         if !profile.location_flags.is_empty() {
             value_new.push_str(&format!(
                 "xd[1] == 'l' ? {} : ",
-                bind("xr", &self.location_new("xv"), "xr != '' ? xpre + xr : xa")
+                info_of(self.location_info("xd[2]"))
             ));
         }
         if !profile.csv_flags.is_empty() {
             value_new.push_str(&format!(
-                "xd[1] == 'c' && {} ? xpre + {} : ",
-                csv_readable("xv"),
-                self.csv_new("xv")
+                "xd[1] == 'c' && {} ? {} : ",
+                csv_readable("xd[2]"),
+                bind("xci", &self.csv_info("xd[2]"), "[xd[3] + xci[0], xci[1]]")
             ));
         }
-        value_new.push_str("xa");
-        let value_new = bind("xv", "xd[2]", &bind("xpre", "xd[3]", &value_new));
+        value_new.push_str("[string(xa), '']");
 
+        let other_transport = OTHER_TRANSPORTS
+            .iter()
+            .map(|t| format!("xa.startsWith({})", lit(t)))
+            .collect::<Vec<_>>()
+            .join(" || ");
         let image_argument_new = format!(
-            "(xa.startsWith('docker://') ? {} : {} ? xa : {})",
+            "(xa.startsWith('docker://') ? {} : {other_transport} ? string(xa) : {})",
             bind(
-                "xr",
-                &self.image_new("xa.substring(9)"),
-                "xr != '' ? 'docker://' + xr : xa"
+                "xri",
+                &self.image_info("xa.substring(9)"),
+                "xri[0] != '' ? 'docker://' + xri[0] : string(xa)"
             ),
-            OTHER_TRANSPORTS
-                .iter()
-                .map(|t| format!("xa.startsWith({})", lit(t)))
-                .collect::<Vec<_>>()
-                .join(" || "),
-            bind("xr", &self.image_new("xa"), "xr != '' ? xr : xa")
+            bind(
+                "xri",
+                &self.image_info("xa"),
+                "xri[0] != '' ? xri[0] : string(xa)"
+            )
         );
         let image_argument_on_target = format!(
-            "(xa.startsWith('docker://') ? {} : {} ? false : {})",
-            self.image_ends_on_target("xa.substring(9)"),
-            OTHER_TRANSPORTS
-                .iter()
-                .map(|t| format!("xa.startsWith({})", lit(t)))
-                .collect::<Vec<_>>()
-                .join(" || "),
-            self.image_ends_on_target("xa")
+            "(xa.startsWith('docker://') ? {}[1] == 't' : {other_transport} ? false : {}[1] == 't')",
+            self.image_info("xa.substring(9)"),
+            self.image_info("xa")
         );
         // A positional argument that is an image: after the subcommand,
         // when the subcommand takes images.
@@ -481,7 +530,7 @@ impl<'r> Exprs<'r> {
             lit_list(&profile.image_arguments)
         );
 
-        // [] to drop the argument, [text] to keep it as text.
+        // [] to drop the argument; [text, pushes] to keep it.
         let mut drop = vec![
             "(xd[0] != 'v' && xd[1] == 'r')".to_owned(),
             format!(
@@ -495,53 +544,18 @@ impl<'r> Exprs<'r> {
                 lit_list(FALSE_VALUES)
             ));
         }
-        let mut new_text = format!("xd[0] in ['v', 'f'] ? {value_new} : ");
+        let mut new_text = format!("xd[0] in ['v', 'f'] ? ({value_new}) : ");
         if has_image_arguments {
-            new_text.push_str(&format!("{is_image_argument} ? {image_argument_new} : "));
+            new_text.push_str(&format!(
+                "{is_image_argument} ? [{image_argument_new}, ''] : "
+            ));
         }
-        new_text.push_str("xa");
+        new_text.push_str("[string(xa), '']");
         let new_item = bind(
             "xd",
             "xds[xj]",
-            &format!("({}) ? [] : [{new_text}]", drop.join(" || ")),
+            &format!("({}) ? [] : {new_text}", drop.join(" || ")),
         );
-
-        // The build pushes to an HTTPS registry: a flag's image or location
-        // ends on a rewrite target, or every image of a CSV value does.
-        let mut push_roles = Vec::new();
-        if !profile.image_flags.is_empty() {
-            push_roles.push(format!(
-                "xd[1] == 'i' && {}",
-                self.image_ends_on_target("xd[2]")
-            ));
-        }
-        if !profile.location_flags.is_empty() {
-            push_roles.push(format!(
-                "xd[1] == 'l' && ({} != '' || {})",
-                self.location_new("xd[2]"),
-                self.location_on_target("xd[2]")
-            ));
-        }
-        if !profile.csv_flags.is_empty() {
-            push_roles.push(format!(
-                "xd[1] == 'c' && {} && {}",
-                csv_readable("xd[2]"),
-                self.csv_pushes("xd[2]")
-            ));
-        }
-        let pushes = if push_roles.is_empty() {
-            "false".to_owned()
-        } else {
-            format!(
-                "xds.exists(xd, xd[0] in ['v', 'f'] && ({}))",
-                push_roles
-                    .iter()
-                    .map(|r| format!("({r})"))
-                    .collect::<Vec<_>>()
-                    .join(" || ")
-            )
-        };
-
         // `--registry-map` for every internal registry not mapped yet.
         let maps = match &profile.registry_map_flag {
             None => "[]".to_owned(),
@@ -554,11 +568,14 @@ impl<'r> Exprs<'r> {
                     .iter()
                     .filter(|r| r.from_prefix.is_empty())
                 {
-                    let pattern = grammar::any_domain(&[Self::source_domain(rule)]);
                     let text = format!("{flag}={}={}", rule.from_text, rule.rewrite_name(""));
+                    let mapped = bind(
+                        "xrd",
+                        "xm.lowerAscii()",
+                        &bind("xrh", Self::HOST_PORT, &Self::is_source(rule)),
+                    );
                     added.push(format!(
-                        "(xkeys.exists(xm, xm.matches({})) ? [] : [{}])",
-                        lit(&pattern),
+                        "(xkeys.exists(xm, {mapped}) ? [] : [{}])",
                         lit(&text)
                     ));
                 }
@@ -575,25 +592,31 @@ impl<'r> Exprs<'r> {
 
         // The new lists: arguments before the builder's keep their text, the
         // maps go where the builder's own arguments start.
-        let kept = |range: &str| {
-            format!(
-                "xall.transformList(xg, xa, {range} && (xg < xs || size(xn[xg - xs]) > 0), xg < xs ? xa : xn[xg - xs][0])"
-            )
-        };
+        // Arguments before the builder's own keep their text; the builder's
+        // are `xn`'s; the maps go where the builder's own start.
+        let own = |range: &str| format!("xn.transformList(xj, xe, size(xe) > 0 && {range}, xe[0])");
         let into_command = "(xs >= 1 && xs - 1 < xk)";
         let result = format!(
-            "[{} + ({into_command} ? xmaps : []) + {}, {} + ({into_command} ? [] : xmaps) + {}]",
-            kept("xg < xk && xg < xs"),
-            kept("xg < xk && xg >= xs"),
-            kept("xg >= xk && xg < xs"),
-            kept("xg >= xk && xg >= xs")
+            "[(xs == 0 ? [] : xc.command.transformList(xg, xa, xg < xs, xa)) + ({into_command} ? xmaps : []) + \
+             (xs >= xk ? [] : {}), \
+             (xs > xk ? xc.args.transformList(xg, xa, xg + xk < xs, xa) : []) + ({into_command} ? [] : xmaps) + {}]",
+            own("xj + xs < xk"),
+            own("xj + xs >= xk"),
         );
-
-        let changed = "xw.exists(xj, xa, size(xn[xj]) == 0 || xn[xj][0] != xa)";
+        // One pass says what happened: c for a change, p for a push.
+        let summary = "xw.transformList(xj, xa, (size(xn[xj]) == 0 || xn[xj][0] != xa ? 'c' : '') + (size(xn[xj]) > 1 && xn[xj][1] == 't' ? 'p' : '')).join('')";
         let mut body = bind(
-            "xchanged",
-            changed,
-            &bind("xpush", &pushes, &bind("xmaps", &maps, &result)),
+            "xsum",
+            summary,
+            &bind(
+                "xchanged",
+                "xsum.contains('c')",
+                &bind(
+                    "xpush",
+                    "xsum.contains('p')",
+                    &bind("xmaps", &maps, &result),
+                ),
+            ),
         );
         body = bind(
             "xn",
@@ -605,7 +628,7 @@ impl<'r> Exprs<'r> {
             let reach = format!(
                 "xsub in {} && xl > xf && {}",
                 lit_list(&profile.image_arguments),
-                bind("xa", "xw[xl]", &image_argument_on_target)
+                bind("xa", "string(xw[xl])", &image_argument_on_target)
             );
             body = bind("xreach", &bind("xl", last, &reach), &body);
         }
@@ -659,46 +682,29 @@ impl<'r> Exprs<'r> {
         )
     }
 
-    /// CSV value `x` with its images rewritten, and `registry.insecure=true`
-    /// dropped once every image is on the HTTPS registry.
-    fn csv_new(&self, x: &str) -> String {
-        let value = "xq.substring(xq.indexOf('=') + 1)";
+    /// `[new text, 't' if every image ends on a rewrite target]` of CSV
+    /// value `x`: its images rewritten, and `registry.insecure=true` dropped
+    /// once every image is on the HTTPS registry.
+    fn csv_info(&self, x: &str) -> String {
         let is_image = Self::csv_image_key("xq");
+        let infos = format!(
+            "xqs.map(xq, {is_image} ? {} : ['', ''])",
+            self.image_info("xq.substring(xq.indexOf('=') + 1)")
+        );
         let insecure = "xqs.transformList(xj, xq, xq.contains('=') && xq.substring(0, xq.indexOf('=')).lowerAscii() == 'registry.insecure' && xq.substring(xq.indexOf('=') + 1) == 'true' ? 'I' : '.').join('').lastIndexOf('I')";
-        let new_values = format!(
-            "xqs.map(xq, {is_image} ? {} : '')",
-            bind("xu", value, &self.image_new("xu"))
-        );
-        let all_on_target = format!(
-            "xqs.all(xj, xq, !{is_image} || xqn[xj] != '' || {})",
-            bind("xu", value, &self.image_on_target("xu"))
-        );
-        let result = "xqs.transformList(xj, xq, !(xqany && xqall && xj == xins), xqn[xj] != '' ? xq.substring(0, xq.indexOf('=') + 1) + xqn[xj] : xq).join(',')";
+        let all_on_target = format!("xqs.all(xj, xq, !{is_image} || xqi[xj][1] == 't')");
+        let result = "[xqs.transformList(xj, xq, !(xqhttps && xj == xins), xqi[xj][0] != '' ? xq.substring(0, xq.indexOf('=') + 1) + xqi[xj][0] : xq).join(','), xqhttps ? 't' : '']";
         bind(
             "xqs",
             &Self::csv_fields(x),
             &bind(
-                "xqn",
-                &new_values,
+                "xqi",
+                &infos,
                 &bind(
-                    "xqany",
-                    &format!("xqs.exists(xq, {is_image})"),
-                    &bind("xqall", &all_on_target, &bind("xins", insecure, result)),
+                    "xqhttps",
+                    &format!("xqs.exists(xq, {is_image}) && {all_on_target}"),
+                    &bind("xins", insecure, result),
                 ),
-            ),
-        )
-    }
-
-    /// Every image of CSV value `x` ends on a rewrite target (and there is one).
-    fn csv_pushes(&self, x: &str) -> String {
-        let is_image = Self::csv_image_key("xq");
-        let value = "xq.substring(xq.indexOf('=') + 1)";
-        bind(
-            "xqs",
-            &Self::csv_fields(x),
-            &format!(
-                "xqs.exists(xq, {is_image}) && xqs.all(xq, !{is_image} || {})",
-                bind("xu", value, &self.image_ends_on_target("xu"))
             ),
         )
     }
@@ -707,16 +713,4 @@ impl<'r> Exprs<'r> {
 /// CSV the policy reads as the webhook does: no quotes, no line breaks.
 fn csv_readable(x: &str) -> String {
     format!("!({x}.contains('\"') || {x}.contains('\\n') || {x}.contains('\\r'))")
-}
-
-/// A literal for a regex, escaped.
-fn regex_literal(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars() {
-        if r"\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }

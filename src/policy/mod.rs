@@ -55,7 +55,7 @@ pub enum PolicyError {
 pub fn not_skipped_condition() -> String {
     let key = lit(SKIP_ANNOTATION);
     format!(
-        "!has(object.metadata.annotations) ||\n!({key} in object.metadata.annotations) ||\nobject.metadata.annotations[{key}] != 'true'"
+        "!has(object.metadata.annotations) || !({key} in object.metadata.annotations) || object.metadata.annotations[{key}] != 'true'"
     )
 }
 
@@ -254,7 +254,15 @@ impl Policy<'_> {
             .builders
             .iter()
             .enumerate()
-            .map(|(index, profile)| (format!("builder{index}Roles"), Exprs::role_map(profile)))
+            .flat_map(|(index, profile)| {
+                [
+                    (format!("builder{index}Roles"), Exprs::role_map(profile)),
+                    (
+                        format!("builder{index}ValueFlags"),
+                        Exprs::value_flags(profile),
+                    ),
+                ]
+            })
             .collect();
         variables.extend(self.exprs.pattern_variables());
         let all = self.all_containers();
@@ -262,8 +270,8 @@ impl Policy<'_> {
         variables.push((
             "images".into(),
             format!(
-                "({all}).map(xc, {considered} && has(xc.image) ? {} : '')",
-                self.exprs.image_new("xc.image")
+                "({all}).map(xc, {considered} && has(xc.image) ? {} : ['', ''])",
+                self.exprs.image_info("xc.image")
             ),
         ));
         if !self.rules.builders.is_empty() {
@@ -294,8 +302,8 @@ impl Policy<'_> {
         }
         mutations.push(self.per_list(|list, offset| {
             format!(
-                "{{LIST}}.transformList(xi, xc, variables.images[{offset} + xi] != '', \
-                 JSONPatch{{op: 'replace', path: {} + string(xi) + '/image', value: variables.images[{offset} + xi]}})",
+                "{{LIST}}.transformList(xi, xc, variables.images[{offset} + xi][0] != '', \
+                 JSONPatch{{op: 'replace', path: {} + string(xi) + '/image', value: variables.images[{offset} + xi][0]}})",
                 self.pointer(list)
             )
         }));
@@ -343,7 +351,7 @@ impl Policy<'_> {
         let label_name = r#"xc.name.replace('\\', '\\\\').replace('"', '\\"')"#;
         let entries = self.per_list(|list, offset| {
             format!(
-                "{{LIST}}.transformList(xi, xc, variables.images[{offset} + xi] != '', \
+                "{{LIST}}.transformList(xi, xc, variables.images[{offset} + xi][0] != '', \
                  '\"{list}[' + (has(xc.name) ? {label_name} : '#' + string(xi)) + ']\":\"' + xc.image + '\"')"
             )
         });
@@ -379,11 +387,7 @@ impl Policy<'_> {
     /// of `Object` initialisers panics the 1.36 plugin).
     fn pull_secrets(&self) -> String {
         let (spec, pointer) = self.spec();
-        let on_target = format!(
-            "variables.images.exists(xn, xn != '') || ({}).exists(xc, has(xc.image) && {})",
-            self.all_containers(),
-            self.exprs.image_on_target("xc.image")
-        );
+        let on_target = "variables.images.exists(xn, xn[1] == 't')";
         let missing = format!(
             "{}.filter(xn, !(has({spec}.imagePullSecrets) && {spec}.imagePullSecrets.exists(xs, has(xs.name) && xs.name == xn)))",
             lit_list(&self.rules.image_pull_secrets)
