@@ -43,3 +43,4 @@ pub mod policy;
 pub mod preview;
 pub mod reference;
 pub mod server;
+pub mod sync_secrets;

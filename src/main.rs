@@ -15,6 +15,7 @@ use registry_rewriter::policy;
 use registry_rewriter::preview::{self, Kinds, PreviewError};
 use registry_rewriter::server::tls::CertFiles;
 use registry_rewriter::server::{self, ServeError, ServeOptions, Server, MUTATE_PATH};
+use registry_rewriter::sync_secrets;
 
 /// Where `serve` keeps development certificates when no TLS files are given.
 const DEVELOPMENT_CERTS_DIR: &str = "certs";
@@ -44,6 +45,8 @@ enum Command {
     /// Print the rules as MutatingAdmissionPolicies and their bindings, for
     /// `kubectl apply -f -` (no webhook needed on Kubernetes 1.36 and later).
     Policy(PolicyArgs),
+    /// Keep a copy of the pull secret in every namespace (a controller; run it as its own Deployment).
+    SyncSecrets(SyncSecretsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -192,6 +195,48 @@ struct PolicyArgs {
     output: ConfigOutput,
 }
 
+#[derive(Args, Debug)]
+struct SyncSecretsArgs {
+    /// The Secret to copy, NAMESPACE/NAME (type kubernetes.io/dockerconfigjson).
+    #[arg(long, env = "REGISTRY_REWRITER_SOURCE", default_value = "registry-rewriter/registry-credentials", value_parser = parse_source)]
+    source: (String, String),
+    /// Only namespaces with these labels (kubectl's selector syntax), besides the
+    /// webhook's exclusions and the ignore label.
+    #[arg(long, env = "REGISTRY_REWRITER_NAMESPACE_SELECTOR", value_parser = parse_selector)]
+    namespace_selector: Option<kube::core::Selector>,
+    /// The copies are named after the configuration's first imagePullSecrets entry.
+    #[command(flatten)]
+    config: ConfigFileArg,
+    /// Address of the plain-HTTP admin listener (/livez, /readyz, /metrics).
+    #[arg(
+        long,
+        env = "REGISTRY_REWRITER_ADMIN_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
+    admin_listen: SocketAddr,
+    /// Every namespace is reconciled again after this long, whatever happens.
+    #[arg(long, env = "REGISTRY_REWRITER_RESYNC", default_value_t = Wait(Duration::from_secs(600)))]
+    resync: Wait,
+    /// Log format.
+    #[arg(long, env = "REGISTRY_REWRITER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+fn parse_source(text: &str) -> Result<(String, String), String> {
+    match text.split_once('/') {
+        Some((namespace, name))
+            if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>
+        {
+            Ok((namespace.to_owned(), name.to_owned()))
+        }
+        _ => Err(format!("{text:?} is not NAMESPACE/NAME")),
+    }
+}
+
+fn parse_selector(text: &str) -> Result<kube::core::Selector, String> {
+    sync_secrets::selector::parse(text).map_err(|e| e.to_string())
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum PolicyApiVersion {
     V1,
@@ -254,6 +299,7 @@ fn main() -> ExitCode {
         Command::Certs(args) => generate_certs(args),
         Command::Config(args) => print_config(args),
         Command::Policy(args) => print_policy(args),
+        Command::SyncSecrets(args) => sync(args),
     };
     match result {
         Ok(code) => code,
@@ -287,6 +333,10 @@ enum CliError {
     },
     #[error(transparent)]
     Policy(#[from] registry_rewriter::policy::PolicyError),
+    #[error(transparent)]
+    Sync(#[from] sync_secrets::SyncError),
+    #[error("{}: imagePullSecrets is empty, so there is no name for the copies", .0)]
+    NoPullSecret(String),
     #[error("writing the output")]
     Yaml(#[from] serde_yaml_ng::Error),
     #[error("writing the output")]
@@ -565,6 +615,38 @@ fn print_config(args: ConfigArgs) -> Result<ExitCode, CliError> {
     };
     print!("{text}");
     Ok(ExitCode::SUCCESS)
+}
+
+fn sync(args: SyncSecretsArgs) -> Result<ExitCode, CliError> {
+    let _flush_logs_on_exit =
+        logging::init(args.log_format).map_err(io_error("starting the log writer"))?;
+    let config = load_config(&args.config)?;
+    let target_name = config
+        .image_pull_secrets()
+        .first()
+        .cloned()
+        .ok_or_else(|| CliError::NoPullSecret(config_name(&args.config)))?;
+    let (source_namespace, source_name) = args.source;
+    let settings = sync_secrets::Settings {
+        options: sync_secrets::Options {
+            source_namespace,
+            source_name,
+            target_name,
+            selector: args.namespace_selector,
+        },
+        admin_listen: args.admin_listen,
+        resync: args.resync.0,
+    };
+    let runtime = tokio::runtime::Runtime::new().map_err(io_error("starting the runtime"))?;
+    runtime.block_on(sync_secrets::run(settings))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config_name(arg: &ConfigFileArg) -> String {
+    arg.config.as_ref().map_or_else(
+        || "the built-in configuration".to_owned(),
+        |p| p.display().to_string(),
+    )
 }
 
 fn print_policy(args: PolicyArgs) -> Result<ExitCode, CliError> {

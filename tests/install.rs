@@ -8,121 +8,25 @@
 //! kube-lite has no controllers, so the Deployment runs no Pods; the
 //! webhook runs here instead, and kube-lite dials the Service at its port.
 
+mod kube_lite;
 mod objects;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kube_lite::{free_port, text, Cluster, Running};
 use objects::kustomize::{copy_dir, kubectl, root};
-use serde_json::Value;
-
-/// kube-lite beside the checkout, or `KUBE_LITE`. Under CI it must be there.
-fn kube_lite() -> Option<PathBuf> {
-    let path = std::env::var_os("KUBE_LITE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/tools/kube-lite/kube-lite"));
-    objects::tools::file(path, "the install test runs against it (set KUBE_LITE)")
-}
 
 /// `just`, which runs `just undeploy`.
 fn just() -> Option<PathBuf> {
     objects::tools::command("just", &["--version"], "it runs `just undeploy`")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("address")
-        .port()
-}
-
-/// A child process that is stopped when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-        let _ = self.0.wait();
-    }
-}
-
-struct Cluster {
-    kubectl: PathBuf,
-    kubeconfig: PathBuf,
-    _server: Running,
-}
-
-impl Cluster {
-    fn start(binary: &Path, dir: &Path, webhook_port: u16) -> Self {
-        let data = dir.join("kube-lite");
-        let server = Command::new(binary)
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--webhook-service")
-            .arg(format!(
-                "registry-rewriter/registry-rewriter:443=127.0.0.1:{webhook_port}"
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("kube-lite starts");
-        let server = Running(server);
-        let kubeconfig = data.join("kubeconfig");
-        let started = Instant::now();
-        while !kubeconfig.is_file() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "kube-lite ready within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Cluster {
-            kubectl: kubectl().expect("kubectl"),
-            kubeconfig,
-            _server: server,
-        }
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new(&self.kubectl)
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl runs");
-        if let Some(input) = stdin {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(input.as_bytes())
-                .expect("write");
-        }
-        child.wait_with_output().expect("kubectl output")
-    }
-
-    /// Runs kubectl, requiring success; returns stdout and stderr.
-    fn ok(&self, args: &[&str], stdin: Option<&str>) -> (String, String) {
-        let output = self.run(args, stdin);
-        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-        assert!(output.status.success(), "kubectl {args:?}: {stderr}");
-        (stdout, stderr)
-    }
-
-    fn get(&self, namespace: &str, what: &str) -> Value {
-        let (stdout, _) = self.ok(&["-n", namespace, "get", what, "-o", "json"], None);
-        serde_json::from_str(&stdout).expect("JSON")
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// kube-lite, dialling the webhook's Service at `webhook_port`.
+fn cluster(binary: &Path, dir: &Path, webhook_port: u16) -> Cluster {
+    let service = format!("registry-rewriter/registry-rewriter:443=127.0.0.1:{webhook_port}");
+    Cluster::start(binary, dir, &["--webhook-service".to_owned(), service])
 }
 
 fn pod(namespace: &str, name: &str) -> String {
@@ -149,7 +53,7 @@ fn reviews_seen(admin_port: u16) -> f64 {
 
 #[test]
 fn install_use_and_uninstall_as_the_readme_says() {
-    let (Some(kube_lite), Some(_), Some(just)) = (kube_lite(), kubectl(), just()) else {
+    let (Some(kube_lite), Some(_), Some(just)) = (kube_lite::binary(), kubectl(), just()) else {
         return;
     };
     let work = tempfile::tempdir().expect("dir");
@@ -182,7 +86,7 @@ fn install_use_and_uninstall_as_the_readme_says() {
     assert!(made.status.success(), "{}", text(&made.stderr));
 
     let (webhook_port, admin_port) = (free_port(), free_port());
-    let cluster = Cluster::start(&kube_lite, work.path(), webhook_port);
+    let cluster = cluster(&kube_lite, work.path(), webhook_port);
 
     // just deploy (without `rollout status`: kube-lite runs no Pods)
     cluster.ok(&["apply", "-k", certs.to_str().expect("UTF-8")], None);
@@ -330,11 +234,11 @@ fn path_with(kubectl: &Path) -> std::ffi::OsString {
 /// and leaves excluded and ignored namespaces alone.
 #[test]
 fn the_policy_installs_without_a_webhook() {
-    let (Some(kube_lite), Some(_)) = (kube_lite(), kubectl()) else {
+    let (Some(kube_lite), Some(_)) = (kube_lite::binary(), kubectl()) else {
         return;
     };
     let work = tempfile::tempdir().expect("dir");
-    let cluster = Cluster::start(&kube_lite, work.path(), free_port());
+    let cluster = cluster(&kube_lite, work.path(), free_port());
     let overlay = root().join("manifests/overlays/policy");
     let (applied, _) = cluster.ok(&["apply", "-k", overlay.to_str().expect("UTF-8")], None);
     assert!(
