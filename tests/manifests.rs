@@ -16,6 +16,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use registry_rewriter::config::Config;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -84,6 +85,10 @@ fn round_trip_all(objects: &[Value]) {
             "PodDisruptionBudget" => drop(typed::<PodDisruptionBudget>(object)),
             "NetworkPolicy" => drop(typed::<NetworkPolicy>(object)),
             "MutatingWebhookConfiguration" => drop(typed::<MutatingWebhookConfiguration>(object)),
+            "ClusterRole" => drop(typed::<ClusterRole>(object)),
+            "ClusterRoleBinding" => drop(typed::<ClusterRoleBinding>(object)),
+            "Role" => drop(typed::<Role>(object)),
+            "RoleBinding" => drop(typed::<RoleBinding>(object)),
             "Issuer" | "Certificate" => assert_eq!(object["apiVersion"], "cert-manager.io/v1"),
             other => panic!("unexpected kind {other} in the manifests"),
         }
@@ -478,6 +483,7 @@ fn every_rendered_overlay_validates_against_the_kubernetes_schemas() {
         "manifests/base",
         "manifests/overlays/cert-manager",
         "manifests/overlays/monitoring",
+        "manifests/overlays/sync-secrets",
         "certs",
     ] {
         let output = Command::new(&kubectl)
@@ -613,6 +619,126 @@ fn policies_validate_against_the_kubernetes_schemas() {
                 !said.contains("ERROR"),
                 "{api_version} on {version}:\n{said}"
             );
+        }
+    }
+}
+
+/// `manifests/overlays/sync-secrets`: the controller's Deployment hardened
+/// like the webhook's, RBAC with nothing more than the README states, and
+/// the base's namespace and configuration byte for byte, so the copies are
+/// named after what the webhook adds.
+#[test]
+fn sync_secrets_overlay_is_hardened_and_least_privileged() {
+    let overlay = root().join("manifests/overlays/sync-secrets");
+    for file in ["namespace.yaml", "config.yaml"] {
+        assert_eq!(
+            std::fs::read(overlay.join(file)).expect("overlay file"),
+            std::fs::read(root().join("manifests/base").join(file)).expect("base file"),
+            "{file} is the base's"
+        );
+    }
+    let Some(kubectl) = kubectl() else { return };
+    let objects = render(&kubectl, &overlay);
+    round_trip_all(&objects);
+    let deployment: Deployment = typed(find(
+        &objects,
+        "Deployment",
+        "registry-rewriter-sync-secrets",
+    ));
+    let spec = deployment.spec.expect("spec");
+    assert_eq!(spec.replicas, Some(1));
+    let pod = spec.template.spec.expect("pod spec");
+    let template_labels = spec
+        .template
+        .metadata
+        .expect("metadata")
+        .labels
+        .expect("labels");
+    assert_ne!(
+        template_labels
+            .get("app.kubernetes.io/name")
+            .map(String::as_str),
+        Some("registry-rewriter"),
+        "the webhook's Service and PodDisruptionBudget must never select the controller"
+    );
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some("registry-rewriter-sync-secrets")
+    );
+    let pod_security = pod.security_context.expect("pod securityContext");
+    assert_eq!(pod_security.run_as_non_root, Some(true));
+    let container = &pod.containers[0];
+    let security = container
+        .security_context
+        .as_ref()
+        .expect("securityContext");
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(security.run_as_non_root, Some(true));
+    let drop = security
+        .capabilities
+        .as_ref()
+        .and_then(|c| c.drop.clone())
+        .expect("drop");
+    assert_eq!(drop, ["ALL"]);
+    assert_eq!(
+        security.seccomp_profile.as_ref().map(|p| p.type_.as_str()),
+        Some("RuntimeDefault")
+    );
+    let args = container.args.clone().expect("args");
+    assert_eq!(args[0], "sync-secrets");
+    let help = Command::new(env!("CARGO_BIN_EXE_registry-rewriter"))
+        .args(["sync-secrets", "--help"])
+        .output()
+        .expect("help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for arg in &args[1..] {
+        let flag = arg.split('=').next().expect("flag");
+        assert!(help.contains(flag), "{flag} is a flag of sync-secrets");
+    }
+
+    // RBAC: reads namespaces; touches Secrets only by the copy's name,
+    // except create, which RBAC cannot limit by name.
+    let copy_name = Config::default().image_pull_secrets()[0].clone();
+    for object in objects
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRole" || o["kind"] == "Role")
+    {
+        for rule in object["rules"].as_array().expect("rules") {
+            let verbs: Vec<&str> = rule["verbs"]
+                .as_array()
+                .expect("verbs")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            let resources: Vec<&str> = rule["resources"]
+                .as_array()
+                .expect("resources")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert!(
+                !verbs.contains(&"*") && !resources.contains(&"*"),
+                "no wildcards: {rule}"
+            );
+            assert!(
+                !verbs.iter().any(|v| [
+                    "update",
+                    "deletecollection",
+                    "escalate",
+                    "bind",
+                    "impersonate"
+                ]
+                .contains(v)),
+                "{rule}"
+            );
+            if resources.contains(&"secrets") && verbs != ["create"] {
+                assert_eq!(
+                    rule["resourceNames"],
+                    serde_json::json!([copy_name]),
+                    "{rule}"
+                );
+            }
         }
     }
 }

@@ -471,3 +471,79 @@ fn it_reconnects_when_the_api_server_restarts() {
     );
     assert_eq!(controller.get("/livez").map(|(code, _)| code), Some(200));
 }
+
+/// With RBAC on, the controller works with exactly the overlay's roles, as
+/// its ServiceAccount, and cannot read other Secrets.
+#[test]
+fn the_overlay_roles_are_enough() {
+    let (Some(binary), Some(_)) = (kube_lite::binary(), objects::kustomize::kubectl()) else {
+        return;
+    };
+    let work = tempfile::tempdir().expect("dir");
+    let user = "system:serviceaccount:registry-rewriter:registry-rewriter-sync-secrets";
+    let tokens = work.path().join("tokens.csv");
+    std::fs::write(
+        &tokens,
+        format!("sa-token,{user},sa-uid,\"system:serviceaccounts,system:serviceaccounts:registry-rewriter,system:authenticated\"\n"),
+    )
+    .expect("tokens");
+    let extra = [
+        "--authorization-mode".to_owned(),
+        "RBAC".to_owned(),
+        "--token-auth-file".to_owned(),
+        tokens.to_str().expect("UTF-8").to_owned(),
+    ];
+    let cluster = Cluster::start(&binary, work.path(), &extra);
+    let overlay = objects::kustomize::root().join("manifests/overlays/sync-secrets");
+    cluster.ok(&["apply", "-k", overlay.to_str().expect("UTF-8")], None);
+    set_source(&cluster, "first-password");
+    namespaces(&cluster, &["team".to_owned()], "");
+    cluster.ok(
+        &[
+            "-n",
+            "team",
+            "create",
+            "secret",
+            "generic",
+            "private",
+            "--from-literal=k=v",
+        ],
+        None,
+    );
+
+    // The ServiceAccount's kubeconfig: the admin's, with the account's token.
+    let mut kubeconfig: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(&cluster.kubeconfig).expect("kubeconfig"))
+            .expect("YAML");
+    for entry in kubeconfig["users"].as_array_mut().expect("users") {
+        entry["user"] = serde_json::json!({"token": "sa-token"});
+    }
+    let account = work.path().join("account.kubeconfig");
+    std::fs::write(
+        &account,
+        serde_yaml_ng::to_string(&kubeconfig).expect("YAML"),
+    )
+    .expect("write");
+    let as_account = Cluster::client(&cluster, &account);
+
+    let (answer, _) = as_account.ok(
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+        None,
+    );
+    assert_eq!(answer, user);
+    let denied = as_account.run(&["-n", "team", "get", "secret", "private"], None);
+    assert!(!denied.status.success(), "other Secrets are out of reach");
+
+    let controller = Controller::start(&as_account, &[]);
+    controller.wait_ready();
+    assert!(copies(&cluster).contains_key("team"));
+    assert_eq!(
+        controller.metric("registry_rewriter_sync_reconcile_errors_total"),
+        0.0
+    );
+}

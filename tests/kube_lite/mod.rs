@@ -112,6 +112,21 @@ impl Cluster {
         }
     }
 
+    /// The same server, as the user of another kubeconfig (not stopped
+    /// when dropped: the original owns the server).
+    pub fn client(&self, kubeconfig: &Path) -> Cluster {
+        Cluster {
+            binary: self.binary.clone(),
+            data: self.data.clone(),
+            port: self.port,
+            token: self.token.clone(),
+            extra: self.extra.clone(),
+            kubectl: self.kubectl.clone(),
+            kubeconfig: kubeconfig.to_owned(),
+            server: None,
+        }
+    }
+
     /// Kills the API server (`resume` starts it again on the same data):
     /// a graceful stop would wait for its clients' watches to end.
     pub fn pause(&mut self) {
