@@ -217,6 +217,9 @@ struct SyncSecretsArgs {
     /// Every namespace is reconciled again after this long, whatever happens.
     #[arg(long, env = "REGISTRY_REWRITER_RESYNC", default_value_t = Wait(Duration::from_secs(600)))]
     resync: Wait,
+    /// Namespaces reconciled at once.
+    #[arg(long, env = "REGISTRY_REWRITER_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
     /// Log format.
     #[arg(long, env = "REGISTRY_REWRITER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -636,6 +639,7 @@ fn sync(args: SyncSecretsArgs) -> Result<ExitCode, CliError> {
         },
         admin_listen: args.admin_listen,
         resync: args.resync.0,
+        concurrency: args.concurrency,
     };
     let runtime = tokio::runtime::Runtime::new().map_err(io_error("starting the runtime"))?;
     runtime.block_on(sync_secrets::run(settings))?;

@@ -83,7 +83,10 @@ struct Controller {
 impl Controller {
     fn start(cluster: &Cluster, args: &[&str]) -> Self {
         let admin = free_port();
-        let process = Command::new(env!("CARGO_BIN_EXE_registry-rewriter"))
+        // A release build can be measured with REGISTRY_REWRITER_BINARY.
+        let binary = std::env::var("REGISTRY_REWRITER_BINARY")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_registry-rewriter").to_owned());
+        let process = Command::new(binary)
             .arg("sync-secrets")
             .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
             .args(args)
@@ -545,5 +548,53 @@ fn the_overlay_roles_are_enough() {
     assert_eq!(
         controller.metric("registry_rewriter_sync_reconcile_errors_total"),
         0.0
+    );
+}
+
+/// The API server's count of requests it served, from its metrics.
+fn requests_served(cluster: &Cluster) -> f64 {
+    let (text, _) = cluster.ok(&["get", "--raw", "/metrics"], None);
+    text.lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Scale, measured and printed, never asserted on time (docs/performance.md):
+/// `cargo test --release --test sync_secrets -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement: run by hand, figures in docs/performance.md"]
+fn scale_two_thousand_namespaces() {
+    let Some(Setup { cluster, _work }) = setup() else {
+        return;
+    };
+    let teams = names("team", 2000);
+    for chunk in teams.chunks(500) {
+        namespaces(&cluster, chunk, "");
+    }
+    let before = requests_served(&cluster);
+    let started = std::time::Instant::now();
+    let controller = Controller::start(&cluster, &[]);
+    eventually(Duration::from_secs(600), "ready", || {
+        controller
+            .get("/readyz")
+            .is_some_and(|(code, _)| code == 200)
+    });
+    let first_sync = started.elapsed();
+    let requests = requests_served(&cluster) - before;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", controller.process.id()))
+        .unwrap_or_default();
+    let peak = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .unwrap_or("?")
+        .trim()
+        .to_owned();
+    assert!(copies(&cluster).len() >= 2000);
+    println!(
+        "namespaces: {}; first full sync: {:.2} s; peak RSS: {peak}; API requests: {requests} ({:.2} per namespace, the test's own few included)",
+        teams.len() + 4,
+        first_sync.as_secs_f64(),
+        requests / (teams.len() + 4) as f64
     );
 }
