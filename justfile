@@ -74,7 +74,49 @@ deploy-cert-manager:
 # Remove from the cluster: the webhook configuration first, so nothing ever calls a missing webhook
 undeploy:
     kubectl delete mutatingwebhookconfiguration registry-rewriter --ignore-not-found
+    kubectl delete -k manifests/overlays/sync-secrets --ignore-not-found
     kubectl delete -k manifests/ --ignore-not-found
+
+# Install sync-secrets next to the webhook or the policy: a copy of the pull secret in every namespace
+deploy-sync-secrets:
+    kubectl apply -k manifests/overlays/sync-secrets
+    kubectl -n {{namespace}} rollout status deployment/registry-rewriter-sync-secrets --timeout=120s
+
+# sync-secrets on a local API server (KUBE_LITE, or kube-lite on PATH): copies appear, then follow a rotation
+demo-sync:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --quiet
+    server=${KUBE_LITE:-$(command -v kube-lite || echo ../shared/tools/kube-lite/kube-lite)}
+    [ -x "$server" ] || { echo "demo-sync needs kube-lite, a small API server from k8s.io/apiserver: set KUBE_LITE" >&2; exit 2; }
+    work=$(mktemp -d)
+    "$server" --data-dir "$work/api" >"$work/api.log" 2>&1 &
+    api=$!
+    trap 'kill $controller $api 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+    controller=
+    until [ -f "$work/api/kubeconfig" ]; do sleep 0.2; done
+    export KUBECONFIG="$work/api/kubeconfig"
+    secret() { kubectl -n registry-rewriter create secret docker-registry registry-credentials         --docker-server=registry.k8s-lab.dev --docker-username=ci --docker-password="$1"         --dry-run=client -o yaml | kubectl apply -f - >/dev/null; }
+    show() { kubectl get secrets -A --field-selector metadata.name=registry-credentials         -o custom-columns='NAMESPACE:.metadata.namespace,MANAGED-BY:.metadata.labels.app\.kubernetes\.io/managed-by,FROM-VERSION:.metadata.annotations.registry-rewriter\.k8s-lab\.dev/source-resource-version'; }
+    echo "--- the source, and three namespaces (team-c opted out)"
+    kubectl create namespace registry-rewriter >/dev/null
+    secret first-password
+    for ns in team-a team-b team-c; do kubectl create namespace $ns >/dev/null; done
+    kubectl label namespace team-c registry-rewriter.k8s-lab.dev/ignore=true >/dev/null
+    ./target/debug/registry-rewriter sync-secrets --admin-listen 127.0.0.1:18090 2>"$work/sync.log" &
+    controller=$!
+    until curl -sf http://127.0.0.1:18090/readyz >/dev/null; do sleep 0.2; done
+    echo "--- ready: the copies"
+    show
+    echo "--- the source rotates (resourceVersion $(kubectl -n registry-rewriter get secret registry-credentials -o jsonpath='{.metadata.resourceVersion}'))"
+    secret rotated-password
+    version=$(kubectl -n registry-rewriter get secret registry-credentials -o jsonpath='{.metadata.resourceVersion}')
+    echo "    now resourceVersion $version"
+    until [ "$(kubectl -n team-a get secret registry-credentials -o jsonpath='{.metadata.annotations.registry-rewriter\.k8s-lab\.dev/source-resource-version}')" = "$version" ]; do sleep 0.2; done
+    sleep 0.5
+    show
+    echo "--- metrics"
+    curl -s http://127.0.0.1:18090/metrics | grep '^registry_rewriter_sync'
 
 # Build the container image (set IMAGE to change the name; podman works too)
 image:
