@@ -131,6 +131,7 @@ pub async fn run(settings: Settings) -> Result<(), SyncError> {
         },
     )
     .reconcile_all_on(source_changes)
+    .with_config(ControllerConfig::default().concurrency(settings.concurrency))
     .shutdown_on_signal();
 
     let status = Arc::new(Status::new());
