@@ -76,6 +76,8 @@ fn cases() -> Vec<Case> {
     let mutated = "registry_rewriter_admission_requests_total{outcome=\"mutated\"}";
     let bad = "registry_rewriter_admission_requests_total{outcome=\"bad_request\"}";
     let pods_created = "apiserver_request_total{resource=\"pods\",verb=\"create\",code=\"201\"}";
+    let source_present = "registry_rewriter_sync_source_present{pod=\"s\"}";
+    let out_of_sync = "registry_rewriter_sync_copies{pod=\"s\",state=\"out_of_sync\"}";
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
     let calls_ok = leak(format!("{WEBHOOK_CALLS},code=\"200\"}}"));
     let calls_failed = leak(format!("{WEBHOOK_CALLS},code=\"0\"}}"));
@@ -84,6 +86,32 @@ fn cases() -> Vec<Case> {
             Box::leak(pairs.into_boxed_slice())
         };
     vec![
+        // The source gone for ten minutes; present.
+        Case {
+            alert: "RegistryRewriterSyncSourceMissing",
+            series: series(vec![(source_present, "1x5 0x20")]),
+            at: "20m",
+            fires_with: Some(json!({"severity": "warning", "pod": "s"})),
+        },
+        Case {
+            alert: "RegistryRewriterSyncSourceMissing",
+            series: series(vec![(source_present, "1x30")]),
+            at: "20m",
+            fires_with: None,
+        },
+        // A conflict for half an hour; one resolved within minutes.
+        Case {
+            alert: "RegistryRewriterSyncOutOfSync",
+            series: series(vec![(out_of_sync, "1x40")]),
+            at: "30m",
+            fires_with: Some(json!({"severity": "warning", "pod": "s", "state": "out_of_sync"})),
+        },
+        Case {
+            alert: "RegistryRewriterSyncOutOfSync",
+            series: series(vec![(out_of_sync, "1x5 0x35")]),
+            at: "30m",
+            fires_with: None,
+        },
         // Ten days left: the warning, after its hour.
         Case {
             alert: "RegistryRewriterCertificateExpiresIn14Days",
