@@ -39,14 +39,6 @@ fn without_nulls(value: &Value) -> Value {
     }
 }
 
-async fn requests_seen(server: &live_server::TestServer) -> f64 {
-    let (_, text) = server.admin_get("/metrics").await;
-    text.lines()
-        .filter(|l| l.starts_with("registry_rewriter_admission_requests_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fixture_through_the_api_server_plugin() {
     let Some(binary) = harness() else { return };
@@ -91,7 +83,7 @@ async fn namespaces_the_webhook_must_never_see() {
         rewritten.admitted["spec"]["containers"][0]["image"],
         "registry.k8s-lab.dev/dynamic-apps/test-webapp:v1"
     );
-    let before = requests_seen(&server).await;
+    let before = server.requests_seen().await;
     assert_eq!(before, 1.0);
 
     for (namespace, labels) in [
@@ -118,7 +110,7 @@ async fn namespaces_the_webhook_must_never_see() {
         assert!(admission.warnings.is_empty(), "{namespace}");
     }
     assert_eq!(
-        requests_seen(&server).await,
+        server.requests_seen().await,
         before,
         "none of those requests reached the webhook"
     );
@@ -139,7 +131,7 @@ async fn skip_annotation_is_not_even_sent() {
         pod["spec"]["containers"][0]["image"]
     );
     assert_eq!(
-        requests_seen(&server).await,
+        server.requests_seen().await,
         0.0,
         "the matchCondition saved the call"
     );

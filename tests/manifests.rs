@@ -506,15 +506,7 @@ fn every_rendered_overlay_validates_against_the_kubernetes_schemas() {
         files.push(entry.expect("entry").path());
     }
     for version in ["1.34.0", "1.35.0", "1.36.0"] {
-        let output = Command::new(&validate)
-            .args(["--strict", "--quiet", "-k", version])
-            .args(&files)
-            .output()
-            .expect("kubernetes-validate");
-        let said = String::from_utf8_lossy(&output.stdout).into_owned()
-            + &String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "Kubernetes {version}:\n{said}");
-        assert!(!said.contains("ERROR"), "Kubernetes {version}:\n{said}");
+        validate_strictly(&validate, version, &files);
     }
 }
 
@@ -604,21 +596,7 @@ fn policies_validate_against_the_kubernetes_schemas() {
         let file = scratch.path().join(format!("policy-{api_version}.yaml"));
         std::fs::write(&file, policy_output(&["--api-version", api_version])).expect("write");
         for version in versions {
-            let output = Command::new(&validate)
-                .args(["--strict", "--quiet", "-k", version])
-                .arg(&file)
-                .output()
-                .expect("kubernetes-validate");
-            let said = String::from_utf8_lossy(&output.stdout).into_owned()
-                + &String::from_utf8_lossy(&output.stderr);
-            assert!(
-                output.status.success(),
-                "{api_version} on {version}:\n{said}"
-            );
-            assert!(
-                !said.contains("ERROR"),
-                "{api_version} on {version}:\n{said}"
-            );
+            validate_strictly(&validate, version, std::slice::from_ref(&file));
         }
     }
 }
@@ -741,4 +719,17 @@ fn sync_secrets_overlay_is_hardened_and_least_privileged() {
             }
         }
     }
+}
+
+/// `kubernetes-validate --strict` of `files` against one Kubernetes version.
+fn validate_strictly(validate: &Path, version: &str, files: &[std::path::PathBuf]) {
+    let output = Command::new(validate)
+        .args(["--strict", "--quiet", "-k", version])
+        .args(files)
+        .output()
+        .expect("kubernetes-validate");
+    let said = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "Kubernetes {version}:\n{said}");
+    assert!(!said.contains("ERROR"), "Kubernetes {version}:\n{said}");
 }

@@ -641,19 +641,11 @@ fn with_both_installed_the_webhook_has_nothing_left_to_do(#[case] name: &str) {
             .any(|l| l.contains("plugin=MutatingAdmissionWebhook")),
         "the webhook changed nothing: {mutations:?}"
     );
-    let calls = runtime.block_on(requests_seen(&server));
+    let calls = runtime.block_on(server.requests_seen());
     assert!(
         calls >= 2.0,
         "the webhook was called in both runs ({calls})"
     );
-}
-
-async fn requests_seen(server: &live_server::TestServer) -> f64 {
-    let (_, text) = server.admin_get("/metrics").await;
-    text.lines()
-        .filter(|l| l.starts_with("registry_rewriter_admission_requests_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// The v1beta1 objects (Kubernetes 1.34 and 1.35) do the same.

@@ -15,6 +15,20 @@ pub const IGNORE_NAMESPACE_LABEL: &str = "registry-rewriter.k8s-lab.dev/ignore";
 /// Namespaces never touched: the control plane's, and the webhook's own.
 pub const EXCLUDED_NAMESPACES: &[&str] = &["kube-system", "kube-node-lease", "registry-rewriter"];
 
+/// Transports an image argument may name (Buildah's, from
+/// containers/image); only `docker://`, the first, is a registry.
+pub const IMAGE_TRANSPORTS: &[&str] = &[
+    "docker://",
+    "docker-archive:",
+    "docker-daemon:",
+    "containers-storage:",
+    "oci:",
+    "oci-archive:",
+    "dir:",
+    "sif:",
+    "ostree:",
+];
+
 /// Everything the engine needs to decide, checked and normalised once.
 #[derive(Debug, Clone)]
 pub struct Rules {

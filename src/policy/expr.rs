@@ -10,7 +10,7 @@
 //! `object`, `oldObject` or `variables`.
 
 use super::grammar;
-use crate::engine::rules::{BuilderProfile, RewriteRule, Rules, Wrapper};
+use crate::engine::rules::{BuilderProfile, RewriteRule, Rules, Wrapper, IMAGE_TRANSPORTS};
 
 /// A CEL string literal.
 pub fn lit(text: &str) -> String {
@@ -56,17 +56,6 @@ const VALUE: char = 'v';
 
 /// pflag's false values.
 const FALSE_VALUES: &[&str] = &["false", "FALSE", "False", "f", "F", "0"];
-/// Transports a Buildah image argument may name; only `docker://` is a registry.
-const OTHER_TRANSPORTS: &[&str] = &[
-    "docker-archive:",
-    "docker-daemon:",
-    "containers-storage:",
-    "oci:",
-    "oci-archive:",
-    "dir:",
-    "sif:",
-    "ostree:",
-];
 
 impl<'r> Exprs<'r> {
     pub fn new(rules: &'r Rules) -> Self {
@@ -500,7 +489,8 @@ impl<'r> Exprs<'r> {
         }
         value_new.push_str("[string(xa), '']");
 
-        let other_transport = OTHER_TRANSPORTS
+        // Every transport but `docker://` names no registry.
+        let other_transport = IMAGE_TRANSPORTS[1..]
             .iter()
             .map(|t| format!("xa.startsWith({})", lit(t)))
             .collect::<Vec<_>>()

@@ -101,6 +101,15 @@ impl TestServer {
         self.handle.take().expect("server running")
     }
 
+    /// The reviews the server has answered, from its metrics.
+    pub async fn requests_seen(&self) -> f64 {
+        let (_, text) = self.admin_get("/metrics").await;
+        text.lines()
+            .filter(|l| l.starts_with("registry_rewriter_admission_requests_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     pub async fn admin_get(&self, path: &str) -> (StatusCode, String) {
         let stream = TcpStream::connect(self.admin)
             .await

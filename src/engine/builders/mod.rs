@@ -14,7 +14,7 @@ use std::borrow::Cow;
 
 use super::explain::{shown, ChangeKind};
 use super::patch::{ListEdits, PatchBuilder};
-use super::rules::{BuilderProfile, Rules, Wrapper};
+use super::rules::{BuilderProfile, Rules, Wrapper, IMAGE_TRANSPORTS as TRANSPORTS};
 use super::view::{ContainerView, JsonStr};
 use super::{rewrite_reference, ContainerAt};
 use crate::reference::{Domain, ImageRef, Location};
@@ -24,18 +24,6 @@ use walker::{walk, Arg, Flag, Item, List, Value};
 const CSV_IMAGE_KEYS: &[&str] = &["name", "ref"];
 /// The CSV field that lets BuildKit push over plain HTTP.
 const CSV_INSECURE: (&str, &str) = ("registry.insecure", "true");
-/// Transports an image argument may name; only `docker://` is a registry.
-const TRANSPORTS: &[&str] = &[
-    "docker://",
-    "docker-archive:",
-    "docker-daemon:",
-    "containers-storage:",
-    "oci:",
-    "oci-archive:",
-    "dir:",
-    "sif:",
-    "ostree:",
-];
 
 /// A builder found in a container: its profile, its arguments, and where
 /// flags it did not have go (right after the program, before its own
