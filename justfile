@@ -87,8 +87,8 @@ demo-sync:
     #!/usr/bin/env bash
     set -euo pipefail
     cargo build --quiet
-    server=${KUBE_LITE:-$(command -v kube-lite || echo ../shared/tools/kube-lite/kube-lite)}
-    [ -x "$server" ] || { echo "demo-sync needs kube-lite, a small API server from k8s.io/apiserver: set KUBE_LITE" >&2; exit 2; }
+    server=${KUBE_LITE:-$(command -v kube-lite || true)}
+    [ -n "$server" ] && [ -x "$server" ] || { echo "demo-sync needs kube-lite, a small API server from k8s.io/apiserver: set KUBE_LITE" >&2; exit 2; }
     work=$(mktemp -d)
     "$server" --data-dir "$work/api" >"$work/api.log" 2>&1 &
     api=$!
