@@ -29,6 +29,24 @@ fn cluster(binary: &Path, dir: &Path, webhook_port: u16) -> Cluster {
     Cluster::start(binary, dir, &["--webhook-service".to_owned(), service])
 }
 
+/// The README's check: a Pod on the internal registry, created with
+/// `--dry-run=server`; its image as admitted, and kubectl's warnings.
+fn readme_check(cluster: &Cluster) -> (String, String) {
+    cluster.ok(
+        &[
+            "-n",
+            "dynamic-apps",
+            "run",
+            "rr-check",
+            "--image=docker-registry.registry.svc.cluster.local:5000/dynamic-apps/test-webapp:v1",
+            "--dry-run=server",
+            "-o",
+            "jsonpath={.spec.containers[0].image}",
+        ],
+        None,
+    )
+}
+
 fn pod(namespace: &str, name: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {namespace}}}\n\
@@ -119,19 +137,7 @@ fn install_use_and_uninstall_as_the_readme_says() {
     cluster.ok(&["create", "namespace", "dynamic-apps"], None);
 
     // The README's check.
-    let (image, warnings) = cluster.ok(
-        &[
-            "-n",
-            "dynamic-apps",
-            "run",
-            "rr-check",
-            "--image=docker-registry.registry.svc.cluster.local:5000/dynamic-apps/test-webapp:v1",
-            "--dry-run=server",
-            "-o",
-            "jsonpath={.spec.containers[0].image}",
-        ],
-        None,
-    );
+    let (image, warnings) = readme_check(&cluster);
     assert_eq!(image, "registry.k8s-lab.dev/dynamic-apps/test-webapp:v1");
     assert!(
         warnings
@@ -252,19 +258,7 @@ fn the_policy_installs_without_a_webhook() {
     // The plugin learns of new policies through its informers.
     let started = Instant::now();
     loop {
-        let (image, _) = cluster.ok(
-            &[
-                "-n",
-                "dynamic-apps",
-                "run",
-                "rr-check",
-                "--image=docker-registry.registry.svc.cluster.local:5000/dynamic-apps/test-webapp:v1",
-                "--dry-run=server",
-                "-o",
-                "jsonpath={.spec.containers[0].image}",
-            ],
-            None,
-        );
+        let (image, _) = readme_check(&cluster);
         if image == "registry.k8s-lab.dev/dynamic-apps/test-webapp:v1" {
             break;
         }

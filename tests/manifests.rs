@@ -288,27 +288,7 @@ fn check_invariants(objects: &[Value]) {
         assert_eq!(port, admin_port, "{path} is probed on the admin port");
     }
 
-    // Hardened security context.
-    let pod_security = pod_spec
-        .security_context
-        .as_ref()
-        .expect("pod securityContext");
-    assert_eq!(pod_security.run_as_non_root, Some(true));
-    let security = container
-        .security_context
-        .as_ref()
-        .expect("container securityContext");
-    assert_eq!(security.run_as_non_root, Some(true));
-    assert_eq!(security.read_only_root_filesystem, Some(true));
-    assert_eq!(security.allow_privilege_escalation, Some(false));
-    assert_eq!(
-        security.capabilities.as_ref().and_then(|c| c.drop.clone()),
-        Some(vec!["ALL".to_owned()])
-    );
-    assert_eq!(
-        security.seccomp_profile.as_ref().map(|s| s.type_.as_str()),
-        Some("RuntimeDefault")
-    );
+    assert_hardened(pod_spec, container);
     assert_eq!(pod_spec.automount_service_account_token, Some(false));
     assert_eq!(
         pod_spec.priority_class_name.as_deref(),
@@ -643,26 +623,8 @@ fn sync_secrets_overlay_is_hardened_and_least_privileged() {
         pod.service_account_name.as_deref(),
         Some("registry-rewriter-sync-secrets")
     );
-    let pod_security = pod.security_context.expect("pod securityContext");
-    assert_eq!(pod_security.run_as_non_root, Some(true));
     let container = &pod.containers[0];
-    let security = container
-        .security_context
-        .as_ref()
-        .expect("securityContext");
-    assert_eq!(security.read_only_root_filesystem, Some(true));
-    assert_eq!(security.allow_privilege_escalation, Some(false));
-    assert_eq!(security.run_as_non_root, Some(true));
-    let drop = security
-        .capabilities
-        .as_ref()
-        .and_then(|c| c.drop.clone())
-        .expect("drop");
-    assert_eq!(drop, ["ALL"]);
-    assert_eq!(
-        security.seccomp_profile.as_ref().map(|p| p.type_.as_str()),
-        Some("RuntimeDefault")
-    );
+    assert_hardened(&pod, container);
     let args = container.args.clone().expect("args");
     assert_eq!(args[0], "sync-secrets");
     let help = Command::new(env!("CARGO_BIN_EXE_registry-rewriter"))
@@ -732,4 +694,29 @@ fn validate_strictly(validate: &Path, version: &str, files: &[std::path::PathBuf
         + &String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "Kubernetes {version}:\n{said}");
     assert!(!said.contains("ERROR"), "Kubernetes {version}:\n{said}");
+}
+
+/// Non-root, read-only root filesystem, no privilege escalation, no
+/// capabilities, seccomp `RuntimeDefault`: every Deployment we ship.
+fn assert_hardened(
+    pod: &k8s_openapi::api::core::v1::PodSpec,
+    container: &k8s_openapi::api::core::v1::Container,
+) {
+    let pod_security = pod.security_context.as_ref().expect("pod securityContext");
+    assert_eq!(pod_security.run_as_non_root, Some(true));
+    let security = container
+        .security_context
+        .as_ref()
+        .expect("container securityContext");
+    assert_eq!(security.run_as_non_root, Some(true));
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        security.capabilities.as_ref().and_then(|c| c.drop.clone()),
+        Some(vec!["ALL".to_owned()])
+    );
+    assert_eq!(
+        security.seccomp_profile.as_ref().map(|s| s.type_.as_str()),
+        Some("RuntimeDefault")
+    );
 }
