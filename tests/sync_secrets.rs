@@ -74,15 +74,18 @@ fn names(prefix: &str, count: usize) -> Vec<String> {
     (0..count).map(|i| format!("{prefix}-{i:04}")).collect()
 }
 
-/// The controller, as its Deployment runs it.
+/// The controller, as its Deployment runs it, logging to a file so that
+/// a failed wait can show what it said.
 struct Controller {
     process: Running,
     admin: u16,
+    log: tempfile::NamedTempFile,
 }
 
 impl Controller {
     fn start(cluster: &Cluster, args: &[&str]) -> Self {
         let admin = free_port();
+        let log = tempfile::NamedTempFile::new().expect("log file");
         // A release build can be measured with REGISTRY_REWRITER_BINARY.
         let binary = std::env::var("REGISTRY_REWRITER_BINARY")
             .unwrap_or_else(|_| env!("CARGO_BIN_EXE_registry-rewriter").to_owned());
@@ -92,17 +95,21 @@ impl Controller {
             .args(args)
             .env("KUBECONFIG", &cluster.kubeconfig)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(log.reopen().expect("log file"))
             .spawn()
             .expect("sync-secrets starts");
         Controller {
             process: Running(process),
             admin,
+            log,
         }
     }
 
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.admin)).ok()?;
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], self.admin));
+        let limit = Duration::from_secs(5);
+        let mut stream = TcpStream::connect_timeout(&address, limit).ok()?;
+        stream.set_read_timeout(Some(limit)).ok()?;
         stream
             .write_all(
                 format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
@@ -116,9 +123,24 @@ impl Controller {
     }
 
     fn wait_ready(&self) {
-        eventually(Duration::from_secs(60), "/readyz answers 200", || {
+        self.eventually(Duration::from_secs(60), "/readyz answers 200", || {
             self.get("/readyz").is_some_and(|(code, _)| code == 200)
         });
+    }
+
+    /// `kube_lite::eventually`, printing the controller's log if it fails.
+    fn eventually(&self, limit: Duration, what: &str, check: impl FnMut() -> bool) {
+        let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            eventually(limit, what, check)
+        }));
+        if let Err(panic) = waited {
+            eprintln!("sync-secrets logged:\n{}", self.log_text());
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
     fn metric(&self, name: &str) -> f64 {
@@ -136,15 +158,10 @@ impl Controller {
     }
 
     /// Everything it logged, once it has stopped.
-    fn logs(mut self) -> String {
-        let _ = Command::new("kill")
-            .arg(self.process.id().to_string())
-            .status();
-        let mut text = String::new();
-        if let Some(mut stderr) = self.process.0.stderr.take() {
-            let _ = stderr.read_to_string(&mut text);
-        }
-        text
+    fn logs(self) -> String {
+        let Controller { process, log, .. } = self;
+        process.stop();
+        std::fs::read_to_string(log.path()).unwrap_or_default()
     }
 }
 
@@ -190,7 +207,12 @@ fn is_current_copy(copy: &Value, source: &Value) -> bool {
         && copy["type"] == "kubernetes.io/dockerconfigjson"
         && copy["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "registry-rewriter"
         && copy["metadata"]["annotations"]["registry-rewriter.k8s-lab.dev/source"]
-            == "registry-rewriter/registry-credentials"
+            == format!(
+                "{}/{}",
+                source["metadata"]["namespace"].as_str().expect("namespace"),
+                source["metadata"]["name"].as_str().expect("name")
+            )
+            .as_str()
         && copy["metadata"]["annotations"]["registry-rewriter.k8s-lab.dev/source-resource-version"]
             == source["metadata"]["resourceVersion"]
 }
@@ -232,7 +254,7 @@ fn copies_follow_namespaces_and_the_source() {
 
     // A new namespace gets its copy.
     namespaces(&cluster, &["newcomer".to_owned()], "");
-    eventually(Duration::from_secs(20), "newcomer gets a copy", || {
+    controller.eventually(Duration::from_secs(20), "newcomer gets a copy", || {
         cluster
             .get_opt("newcomer", &format!("secret/{COPY}"))
             .is_some()
@@ -242,7 +264,7 @@ fn copies_follow_namespaces_and_the_source() {
     set_source(&cluster, "rotated-password");
     let rotated = source(&cluster);
     assert_ne!(rotated["data"], source_now["data"]);
-    eventually(
+    controller.eventually(
         Duration::from_secs(30),
         "every copy follows the rotation",
         || {
@@ -256,7 +278,7 @@ fn copies_follow_namespaces_and_the_source() {
         &["label", "namespace", &teams[0], &format!("{IGNORE}=true")],
         None,
     );
-    eventually(
+    controller.eventually(
         Duration::from_secs(20),
         "the opted-out namespace's copy goes",
         || {
@@ -271,7 +293,7 @@ fn copies_follow_namespaces_and_the_source() {
     let before_deletion: Vec<String> = copies(&cluster).into_keys().collect();
     assert!(!before_deletion.contains(&teams[0]));
     cluster.ok(&["-n", "registry-rewriter", "delete", "secret", COPY], None);
-    eventually(Duration::from_secs(20), "source_present drops to 0", || {
+    controller.eventually(Duration::from_secs(20), "source_present drops to 0", || {
         controller.metric("registry_rewriter_sync_source_present") == 0.0
     });
     std::thread::sleep(Duration::from_secs(1));
@@ -316,7 +338,7 @@ fn a_secret_we_did_not_make_is_never_touched() {
     );
     let before = cluster.get("owned-by-team", &format!("secret/{COPY}"));
 
-    eventually(Duration::from_secs(20), "the conflict is counted", || {
+    controller.eventually(Duration::from_secs(20), "the conflict is counted", || {
         controller.metric("registry_rewriter_sync_conflicts") == 1.0
     });
     set_source(&cluster, "rotated-password");
@@ -463,7 +485,7 @@ fn it_reconnects_when_the_api_server_restarts() {
     namespaces(&cluster, &["after-restart".to_owned()], "");
     set_source(&cluster, "rotated-password");
     let rotated = source(&cluster);
-    eventually(
+    controller.eventually(
         Duration::from_secs(60),
         "copies follow after the restart",
         || {
@@ -475,19 +497,24 @@ fn it_reconnects_when_the_api_server_restarts() {
     assert_eq!(controller.get("/livez").map(|(code, _)| code), Some(200));
 }
 
-/// With RBAC on, the controller works with exactly the overlay's roles, as
-/// its ServiceAccount, and cannot read other Secrets.
-#[test]
-fn the_overlay_roles_are_enough() {
-    let (Some(binary), Some(_)) = (kube_lite::binary(), objects::kustomize::kubectl()) else {
-        return;
-    };
+/// kube-lite with RBAC on and the sync-secrets overlay applied, and a client
+/// that is the controller's ServiceAccount.
+struct RbacSetup {
+    _work: tempfile::TempDir,
+    cluster: Cluster,
+    as_account: Cluster,
+}
+
+const ACCOUNT: &str = "system:serviceaccount:registry-rewriter:registry-rewriter-sync-secrets";
+
+fn rbac_setup() -> Option<RbacSetup> {
+    let binary = kube_lite::binary()?;
+    objects::kustomize::kubectl()?;
     let work = tempfile::tempdir().expect("dir");
-    let user = "system:serviceaccount:registry-rewriter:registry-rewriter-sync-secrets";
     let tokens = work.path().join("tokens.csv");
     std::fs::write(
         &tokens,
-        format!("sa-token,{user},sa-uid,\"system:serviceaccounts,system:serviceaccounts:registry-rewriter,system:authenticated\"\n"),
+        format!("sa-token,{ACCOUNT},sa-uid,\"system:serviceaccounts,system:serviceaccounts:registry-rewriter,system:authenticated\"\n"),
     )
     .expect("tokens");
     let extra = [
@@ -497,22 +524,7 @@ fn the_overlay_roles_are_enough() {
         tokens.to_str().expect("UTF-8").to_owned(),
     ];
     let cluster = Cluster::start(&binary, work.path(), &extra);
-    let overlay = objects::kustomize::root().join("manifests/overlays/sync-secrets");
-    cluster.ok(&["apply", "-k", overlay.to_str().expect("UTF-8")], None);
-    set_source(&cluster, "first-password");
-    namespaces(&cluster, &["team".to_owned()], "");
-    cluster.ok(
-        &[
-            "-n",
-            "team",
-            "create",
-            "secret",
-            "generic",
-            "private",
-            "--from-literal=k=v",
-        ],
-        None,
-    );
+    cluster.ok(&["apply", "-k", &overlay()], None);
 
     // The ServiceAccount's kubeconfig: the admin's, with the account's token.
     let mut kubeconfig: Value =
@@ -528,7 +540,44 @@ fn the_overlay_roles_are_enough() {
     )
     .expect("write");
     let as_account = Cluster::client(&cluster, &account);
+    Some(RbacSetup {
+        _work: work,
+        cluster,
+        as_account,
+    })
+}
 
+fn overlay() -> String {
+    let path = objects::kustomize::root().join("manifests/overlays/sync-secrets");
+    path.to_str().expect("UTF-8").to_owned()
+}
+
+/// With RBAC on, the controller works with exactly the overlay's roles, as
+/// its ServiceAccount, and cannot read other Secrets.
+#[test]
+fn the_overlay_roles_are_enough() {
+    let Some(RbacSetup {
+        cluster,
+        as_account,
+        _work,
+    }) = rbac_setup()
+    else {
+        return;
+    };
+    set_source(&cluster, "first-password");
+    namespaces(&cluster, &["team".to_owned()], "");
+    cluster.ok(
+        &[
+            "-n",
+            "team",
+            "create",
+            "secret",
+            "generic",
+            "private",
+            "--from-literal=k=v",
+        ],
+        None,
+    );
     let (answer, _) = as_account.ok(
         &[
             "auth",
@@ -538,7 +587,7 @@ fn the_overlay_roles_are_enough() {
         ],
         None,
     );
-    assert_eq!(answer, user);
+    assert_eq!(answer, ACCOUNT);
     let denied = as_account.run(&["-n", "team", "get", "secret", "private"], None);
     assert!(!denied.status.success(), "other Secrets are out of reach");
 
@@ -549,6 +598,81 @@ fn the_overlay_roles_are_enough() {
         controller.metric("registry_rewriter_sync_reconcile_errors_total"),
         0.0
     );
+}
+
+/// A source the controller may not read yet (its Role comes after it, as
+/// `kubectl apply` may order things): nothing is written until it can, and
+/// then every namespace gets its copy, more than are reconciled at once
+/// included.
+#[test]
+fn a_source_that_becomes_readable_later_reaches_every_namespace() {
+    let Some(RbacSetup {
+        cluster,
+        as_account,
+        _work,
+    }) = rbac_setup()
+    else {
+        return;
+    };
+    // A source of another name, which the overlay's roles do not cover.
+    namespaces(&cluster, &["vault".to_owned()], "");
+    let (yaml, _) = cluster.ok(
+        &[
+            "-n",
+            "vault",
+            "create",
+            "secret",
+            "docker-registry",
+            "pull-secret",
+            "--docker-server=registry.k8s-lab.dev",
+            "--docker-username=ci",
+            "--docker-password=from-the-vault",
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ],
+        None,
+    );
+    cluster.apply(&yaml);
+    let teams = names("team", 40);
+    namespaces(&cluster, &teams, "");
+
+    let controller = Controller::start(
+        &as_account,
+        &["--source", "vault/pull-secret", "--concurrency", "4"],
+    );
+    controller.eventually(
+        Duration::from_secs(30),
+        "the denied watch is logged",
+        || {
+            controller
+                .log_text()
+                .contains("watching the source Secret; retrying")
+        },
+    );
+    assert_eq!(controller.get("/readyz").map(|(code, _)| code), Some(503));
+    assert!(
+        copies(&cluster).is_empty(),
+        "nothing is written without a source"
+    );
+
+    for grant in [
+        "create role read-pull-secret --verb=get,list,watch --resource=secrets --resource-name=pull-secret",
+        "create rolebinding read-pull-secret --role=read-pull-secret --serviceaccount=registry-rewriter:registry-rewriter-sync-secrets",
+    ] {
+        let mut args = vec!["-n", "vault"];
+        args.extend(grant.split(' '));
+        cluster.ok(&args, None);
+    }
+    controller.wait_ready();
+    let source = cluster.get("vault", "secret/pull-secret");
+    let found = copies(&cluster);
+    for team in &teams {
+        assert!(
+            found.get(team).is_some_and(|c| is_current_copy(c, &source)),
+            "{team} has its copy"
+        );
+    }
 }
 
 /// The API server's count of requests it served, from its metrics.
@@ -575,7 +699,7 @@ fn scale_two_thousand_namespaces() {
     let before = requests_served(&cluster);
     let started = std::time::Instant::now();
     let controller = Controller::start(&cluster, &[]);
-    eventually(Duration::from_secs(600), "ready", || {
+    controller.eventually(Duration::from_secs(600), "ready", || {
         controller
             .get("/readyz")
             .is_some_and(|(code, _)| code == 200)

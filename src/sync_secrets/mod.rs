@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::channel::mpsc;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, EventSource, Namespace, ObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -42,6 +43,8 @@ pub enum SyncError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the watch on the source Secret ended before its first list")]
+    SourceWatchEnded,
 }
 
 /// Why one reconcile failed (it is retried).
@@ -61,8 +64,6 @@ pub enum ReconcileError {
         #[source]
         source: kube::Error,
     },
-    #[error("the source's watch stopped")]
-    SourceGone,
 }
 
 pub struct Settings {
@@ -95,27 +96,18 @@ pub async fn run(settings: Settings) -> Result<(), SyncError> {
     let options = settings.options;
     let source_ref = ObjectRef::new(&options.source_name).within(&options.source_namespace);
 
-    // The source, in a store of its own; any change to it re-runs every namespace.
+    // The source, in a store of its own, watched by a task of its own; any
+    // change to it re-runs every namespace. The controller starts once its
+    // first list is in, so no reconcile waits on it (kube-runtime's
+    // `Store::wait_until_ready` wakes only its last waiter).
     let (source, source_writer) = reflector::store();
-    let source_changes = reflector::reflector(
+    let (source_changed, source_changes) = mpsc::channel(1);
+    let source_watch = tokio::spawn(watch_source(
+        Api::namespaced(client.clone(), &options.source_namespace),
+        options.source_name.clone(),
         source_writer,
-        watcher(
-            Api::<Secret>::namespaced(client.clone(), &options.source_namespace),
-            watcher::Config::default().fields(&format!("metadata.name={}", options.source_name)),
-        ),
-    )
-    .default_backoff()
-    .touched_objects()
-    .filter_map(|event| async move {
-        match event {
-            Ok(_) => Some(()),
-            Err(e) => {
-                tracing::warn!(error = %e, "watching the source Secret; retrying");
-                None
-            }
-        }
-    });
-
+        source_changed,
+    ));
     let copies = Api::<Secret>::all(client.clone());
     let controller = Controller::new(
         Api::<Namespace>::all(client.clone()),
@@ -152,6 +144,11 @@ pub async fn run(settings: Settings) -> Result<(), SyncError> {
         admin = %settings.admin_listen,
         "sync-secrets started"
     );
+    // The admin port serves meanwhile: live, and not ready.
+    source
+        .wait_until_ready()
+        .await
+        .map_err(|_| SyncError::SourceWatchEnded)?;
 
     let context = Arc::new(Context {
         client,
@@ -170,15 +167,41 @@ pub async fn run(settings: Settings) -> Result<(), SyncError> {
         })
         .await;
     admin_server.abort();
+    source_watch.abort();
     tracing::info!("sync-secrets stopped");
     Ok(())
 }
 
+/// Keeps the source's store current and says when it changed. A change
+/// that finds the channel full is already covered by the one waiting there.
+async fn watch_source(
+    api: Api<Secret>,
+    name: String,
+    writer: reflector::store::Writer<Secret>,
+    mut changed: mpsc::Sender<()>,
+) {
+    reflector::reflector(
+        writer,
+        watcher(
+            api,
+            watcher::Config::default().fields(&format!("metadata.name={name}")),
+        ),
+    )
+    .default_backoff()
+    .touched_objects()
+    .for_each(|event| {
+        match event {
+            Ok(_) => {
+                let _ = changed.try_send(());
+            }
+            Err(e) => tracing::warn!(error = %e, "watching the source Secret; retrying"),
+        }
+        async {}
+    })
+    .await;
+}
+
 async fn reconcile(namespace: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
-    ctx.source
-        .wait_until_ready()
-        .await
-        .map_err(|_| ReconcileError::SourceGone)?;
     let name = namespace.name_any();
     let target = &ctx.options.target_name;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &name);
