@@ -38,14 +38,20 @@ fn setup() -> Option<Setup> {
 
 /// The source Secret, with a password that tells versions apart.
 fn set_source(cluster: &Cluster, password: &str) {
+    put_pull_secret(cluster, "registry-rewriter", COPY, password);
+}
+
+/// A `kubernetes.io/dockerconfigjson` Secret, as `kubectl create secret
+/// docker-registry` makes it, created or updated.
+fn put_pull_secret(cluster: &Cluster, namespace: &str, name: &str, password: &str) {
     let (yaml, _) = cluster.ok(
         &[
             "-n",
-            "registry-rewriter",
+            namespace,
             "create",
             "secret",
             "docker-registry",
-            COPY,
+            name,
             "--docker-server=registry.k8s-lab.dev",
             "--docker-username=ci",
             &format!("--docker-password={password}"),
@@ -152,9 +158,7 @@ impl Controller {
 
     /// SIGKILL, as an OOM kill or a lost node would stop it.
     fn crash(self) {
-        let _ = Command::new("kill")
-            .args(["-9", &self.process.id().to_string()])
-            .status();
+        self.process.crash();
     }
 
     /// Everything it logged, once it has stopped.
@@ -616,24 +620,7 @@ fn a_source_that_becomes_readable_later_reaches_every_namespace() {
     };
     // A source of another name, which the overlay's roles do not cover.
     namespaces(&cluster, &["vault".to_owned()], "");
-    let (yaml, _) = cluster.ok(
-        &[
-            "-n",
-            "vault",
-            "create",
-            "secret",
-            "docker-registry",
-            "pull-secret",
-            "--docker-server=registry.k8s-lab.dev",
-            "--docker-username=ci",
-            "--docker-password=from-the-vault",
-            "--dry-run=client",
-            "-o",
-            "yaml",
-        ],
-        None,
-    );
-    cluster.apply(&yaml);
+    put_pull_secret(&cluster, "vault", "pull-secret", "from-the-vault");
     let teams = names("team", 40);
     namespaces(&cluster, &teams, "");
 
