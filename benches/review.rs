@@ -135,20 +135,20 @@ fn workload_of(review: &Value) -> &'static Workload {
 }
 
 fn report_allocations() {
-    let config = Config::default();
+    let rules = Config::default().into_rules();
     eprintln!(
         "{:<20} {:>10} {:>14} {:>16}",
         "input", "bytes", "allocs/review", "alloc bytes/review"
     );
     for (name, body) in inputs() {
         const ROUNDS: u64 = 200;
-        let _ = admission::review(&body, &config).expect("reviews");
+        let _ = admission::review(&body, &rules).expect("reviews");
         let (count, bytes) = (
             ALLOCATIONS.load(Ordering::Relaxed),
             ALLOCATED_BYTES.load(Ordering::Relaxed),
         );
         for _ in 0..ROUNDS {
-            black_box(admission::review(black_box(&body), &config).expect("reviews"));
+            black_box(admission::review(black_box(&body), &rules).expect("reviews"));
         }
         let count = (ALLOCATIONS.load(Ordering::Relaxed) - count) / ROUNDS;
         let bytes = (ALLOCATED_BYTES.load(Ordering::Relaxed) - bytes) / ROUNDS;
@@ -157,12 +157,12 @@ fn report_allocations() {
 }
 
 fn benches(c: &mut Criterion) {
-    let config = Config::default();
+    let rules = Config::default().into_rules();
     let mut review_group = c.benchmark_group("review");
     for (name, body) in inputs() {
         review_group.throughput(Throughput::Bytes(body.len() as u64));
         review_group.bench_function(name, |b| {
-            b.iter(|| admission::review(black_box(&body), &config).expect("reviews"))
+            b.iter(|| admission::review(black_box(&body), &rules).expect("reviews"))
         });
     }
     review_group.finish();
@@ -175,7 +175,7 @@ fn benches(c: &mut Criterion) {
         engine_group.throughput(Throughput::Bytes(object.get().len() as u64));
         engine_group.bench_function(name, |b| {
             b.iter(|| {
-                engine::mutate(black_box(&object), workload, Scope::Create, &config)
+                engine::mutate(black_box(&object), workload, Scope::Create, &rules)
                     .expect("mutates")
             })
         });

@@ -5,14 +5,15 @@
 use base64::Engine as _;
 use registry_rewriter::admission;
 use registry_rewriter::config::Config;
+use registry_rewriter::engine::Rules;
 use registry_rewriter::engine::{self, Scope, Workload};
 use registry_rewriter::reference::{ImageRef, Location};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-fn config() -> &'static Config {
-    static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
-    CONFIG.get_or_init(Config::default)
+fn config() -> &'static Rules {
+    static RULES: std::sync::OnceLock<Rules> = std::sync::OnceLock::new();
+    RULES.get_or_init(|| Config::default().into_rules())
 }
 
 /// References: parsing never panics; what parses formats back to the same

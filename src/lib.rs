@@ -18,7 +18,7 @@
 //!         {"name":"web","image":"docker-registry.registry.svc:5000/team/web:v1"}]}}"#.to_owned(),
 //! )?;
 //! let pods = Workload::find("", "Pod").expect("Pods are in the table");
-//! let mutation = mutate(&pod, pods, Scope::Create, &Config::default())?;
+//! let mutation = mutate(&pod, pods, Scope::Create, Config::default().rules())?;
 //!
 //! let mut admitted: serde_json::Value = serde_json::from_str(pod.get())?;
 //! json_patch::patch(&mut admitted, &mutation.patch)?;
@@ -33,7 +33,9 @@
 
 pub mod admission;
 pub mod certs;
+pub mod cli;
 pub mod config;
+pub mod duration;
 pub mod engine;
 pub mod errors;
 mod json_text;
@@ -42,5 +44,6 @@ pub mod metrics;
 pub mod policy;
 pub mod preview;
 pub mod reference;
+pub mod scope;
 pub mod server;
 pub mod sync_secrets;

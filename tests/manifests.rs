@@ -639,7 +639,7 @@ fn sync_secrets_overlay_is_hardened_and_least_privileged() {
 
     // RBAC: reads namespaces; touches Secrets only by the copy's name,
     // except create, which RBAC cannot limit by name.
-    let copy_name = Config::default().image_pull_secrets()[0].clone();
+    let copy_name = Config::default().rules().image_pull_secrets()[0].clone();
     for object in objects
         .iter()
         .filter(|o| o["kind"] == "ClusterRole" || o["kind"] == "Role")

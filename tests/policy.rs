@@ -23,7 +23,8 @@ use serde_json::{json, Value};
 
 /// The default configuration's policies and bindings.
 static POLICIES: LazyLock<Vec<Value>> = LazyLock::new(|| {
-    policy::render(&Config::default(), ApiVersion::V1).expect("the default rules have a policy")
+    policy::render(Config::default().rules(), ApiVersion::V1)
+        .expect("the default rules have a policy")
 });
 
 fn yaml(objects: &[&Value]) -> String {
@@ -654,7 +655,7 @@ fn v1beta1_policies_do_the_same() {
     let Some(binary) = apiserver_admit::find() else {
         return;
     };
-    let objects = policy::render(&Config::default(), ApiVersion::V1beta1).expect("rendered");
+    let objects = policy::render(Config::default().rules(), ApiVersion::V1beta1).expect("rendered");
     assert!(objects
         .iter()
         .all(|o| o["apiVersion"] == "admissionregistration.k8s.io/v1beta1"));

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-mod builders;
+mod profiles;
 
-use builders::strings;
-pub use builders::{BuilderSpec, WrapperSpec};
+use profiles::strings;
+pub use profiles::{BuilderSpec, Unknown, WrapperSpec};
 
-use crate::engine::rules::{BuilderProfile, RewriteRule, Rules, Wrapper};
+use crate::engine::rules::{BuilderProfile, FlagRoles, RewriteRule, Rules, Wrapper};
 use crate::engine::WORKLOADS;
 use crate::reference::{ImageRef, Location, ReferenceError, Repository};
 
@@ -27,10 +27,10 @@ pub struct ConfigFile {
     pub image_pull_secrets: Vec<String>,
     /// Image builders and the CI wrappers they run in.
     pub builders: BuildersSpec,
-    /// The Kaniko profile's fields under their first names; kept so that
+    /// The Kaniko profile's keys under their first names; kept so that
     /// files written before `builders` load as they did.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub kaniko: Option<KanikoSpec>,
+    pub kaniko: Option<LegacyKaniko>,
     /// Kinds whose pod templates are rewritten.
     pub kinds: Vec<String>,
 }
@@ -52,20 +52,22 @@ pub struct BuildersSpec {
     pub wrappers: Vec<WrapperSpec>,
 }
 
-/// `kaniko:` as it was before `builders`: each key sets the same field of
-/// the profile named `kaniko` (`executorCommands` is its `executables`, and
-/// `registryMap: false` takes its `registryMapFlag` away).
+/// `kaniko:` as it was before `builders`: each key sets the same key of the
+/// profile named `kaniko`, under its first name (`executorCommands` is
+/// `executables`, and `registryMap: false` takes `registryMapFlag` away).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct KanikoSpec {
-    pub images: Vec<String>,
-    pub executor_commands: Vec<String>,
-    pub image_flags: Vec<String>,
-    pub location_flags: Vec<String>,
-    pub remove_flags: Vec<String>,
-    pub remove_registry_flags: Vec<String>,
-    pub registry_map: bool,
-}
+#[serde(transparent)]
+pub struct LegacyKaniko(pub serde_yaml_ng::Mapping);
+
+/// The keys `kaniko:` had: each as written there, and as a profile names it.
+const LEGACY_KANIKO_KEYS: &[(&str, &str)] = &[
+    ("images", "images"),
+    ("executorCommands", "executables"),
+    ("imageFlags", "imageFlags"),
+    ("locationFlags", "locationFlags"),
+    ("removeFlags", "removeFlags"),
+    ("removeRegistryFlags", "removeRegistryFlags"),
+];
 
 /// The decision record's values.
 impl Default for ConfigFile {
@@ -94,23 +96,8 @@ impl Default for ConfigFile {
 impl Default for BuildersSpec {
     fn default() -> Self {
         BuildersSpec {
-            profiles: builders::profiles(),
-            wrappers: builders::wrappers(),
-        }
-    }
-}
-
-impl Default for KanikoSpec {
-    fn default() -> Self {
-        let profile = builders::kaniko();
-        KanikoSpec {
-            images: profile.images,
-            executor_commands: profile.executables,
-            image_flags: profile.image_flags,
-            location_flags: profile.location_flags,
-            remove_flags: profile.remove_flags,
-            remove_registry_flags: profile.remove_registry_flags,
-            registry_map: profile.registry_map_flag.is_some(),
+            profiles: profiles::profiles(),
+            wrappers: profiles::wrappers(),
         }
     }
 }
@@ -195,19 +182,11 @@ pub enum ConfigFileError {
 }
 
 /// The validated configuration: the file as given, and the [`Rules`] the
-/// engine applies (which it dereferences to).
+/// engine applies.
 #[derive(Debug, Clone)]
 pub struct Config {
     file: ConfigFile,
     rules: Rules,
-}
-
-impl std::ops::Deref for Config {
-    type Target = Rules;
-
-    fn deref(&self) -> &Rules {
-        &self.rules
-    }
 }
 
 impl Default for Config {
@@ -290,6 +269,15 @@ impl Config {
     pub fn file(&self) -> &ConfigFile {
         &self.file
     }
+
+    /// The rules, for the engine and every back end.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    pub fn into_rules(self) -> Rules {
+        self.rules
+    }
 }
 
 fn error(field: impl Into<String>, problem: Problem) -> ConfigError {
@@ -339,62 +327,125 @@ fn compile_rule(index: usize, rule: &RewriteRuleSpec) -> Result<RewriteRule, Con
 /// The builder profiles with `kaniko:` applied, and the wrappers.
 fn compile_builders(file: &ConfigFile) -> Result<(Vec<BuilderProfile>, Vec<Wrapper>), ConfigError> {
     let mut profiles = file.builders.profiles.clone();
-    if let Some(kaniko) = &file.kaniko {
-        check_kaniko(kaniko)?;
+    if let Some(legacy) = &file.kaniko {
         let profile = profiles
             .iter_mut()
             .find(|p| p.name == "kaniko")
             .ok_or_else(|| error("kaniko", Problem::NoKanikoProfile))?;
-        profile.images = kaniko.images.clone();
-        profile.executables = kaniko.executor_commands.clone();
-        profile.image_flags = kaniko.image_flags.clone();
-        profile.location_flags = kaniko.location_flags.clone();
-        profile.remove_flags = kaniko.remove_flags.clone();
-        profile.remove_registry_flags = kaniko.remove_registry_flags.clone();
-        profile.registry_map_flag = match kaniko.registry_map {
-            true => profile
-                .registry_map_flag
-                .clone()
-                .or(Some("--registry-map".into())),
-            false => None,
-        };
+        *profile = legacy.applied_to(profile)?;
+        repositories(&profile.images, "kaniko.images")?;
+        check_flag_roles(&profile.flags, "kaniko")?;
+        not_empty(&profile.executables, "kaniko.executorCommands")?;
     }
-    let compiled = profiles
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| compile_profile(spec, &format!("builders.profiles[{i}]")))
-        .collect::<Result<Vec<_>, _>>()?;
-    check_unique_names(
-        compiled.iter().map(|p| p.name.as_str()),
-        "builders.profiles",
-    )?;
-    let wrappers = file
-        .builders
-        .wrappers
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| compile_wrapper(spec, &format!("builders.wrappers[{i}]")))
-        .collect::<Result<Vec<_>, _>>()?;
-    check_unique_names(
-        wrappers.iter().map(|w| w.name.as_str()),
+    let profiles = compile_named(&profiles, "builders.profiles", compile_profile, |p| &p.name)?;
+    let wrappers = compile_named(
+        &file.builders.wrappers,
         "builders.wrappers",
+        compile_wrapper,
+        |w| &w.name,
     )?;
-    Ok((compiled, wrappers))
+    Ok((profiles, wrappers))
 }
 
-/// The `kaniko:` keys, named as they are written there.
-fn check_kaniko(spec: &KanikoSpec) -> Result<(), ConfigError> {
-    repositories(&spec.images, "kaniko.images")?;
+/// Compiles each entry of a list whose names must be unique.
+fn compile_named<S, T>(
+    specs: &[S],
+    field: &str,
+    compile: impl Fn(&S, &str) -> Result<T, ConfigError>,
+    name: impl Fn(&T) -> &String,
+) -> Result<Vec<T>, ConfigError> {
+    let mut compiled: Vec<T> = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.iter().enumerate() {
+        let item = compile(spec, &format!("{field}[{i}]"))?;
+        if let Some(j) = compiled
+            .iter()
+            .position(|earlier| name(earlier) == name(&item))
+        {
+            return Err(error(
+                format!("{field}[{i}].name"),
+                Problem::DuplicateName(format!("{field}[{j}]")),
+            ));
+        }
+        compiled.push(item);
+    }
+    Ok(compiled)
+}
+
+impl LegacyKaniko {
+    /// `profile` with these keys set.
+    fn applied_to(&self, profile: &BuilderSpec) -> Result<BuilderSpec, ConfigError> {
+        let mut keys = match serde_yaml_ng::to_value(profile) {
+            Ok(serde_yaml_ng::Value::Mapping(keys)) => keys,
+            _ => unreachable!("a profile is a mapping"),
+        };
+        for (key, value) in &self.0 {
+            let written = key.as_str().unwrap_or_default();
+            let field = format!("kaniko.{written}");
+            if written == "registryMap" {
+                let Some(on) = value.as_bool() else {
+                    return Err(error(field, Problem::Yaml("expected a boolean".into())));
+                };
+                let flag = match (on, &profile.flags.registry_map_flag) {
+                    (false, _) => serde_yaml_ng::Value::Null,
+                    (true, flag) => flag.as_deref().unwrap_or("--registry-map").into(),
+                };
+                keys.insert("registryMapFlag".into(), flag);
+                continue;
+            }
+            let Some((_, name)) = LEGACY_KANIKO_KEYS.iter().find(|(k, _)| *k == written) else {
+                let known: Vec<&str> = LEGACY_KANIKO_KEYS.iter().map(|(k, _)| *k).collect();
+                return Err(error(
+                    "kaniko",
+                    Problem::Yaml(format!(
+                        "unknown field `{written}`, expected one of {}, registryMap",
+                        known.join(", ")
+                    )),
+                ));
+            };
+            let list: Vec<String> = serde_yaml_ng::from_value(value.clone())
+                .map_err(|e| error(field, Problem::Yaml(e.to_string())))?;
+            keys.insert((*name).into(), list.into());
+        }
+        serde_yaml_ng::from_value(serde_yaml_ng::Value::Mapping(keys))
+            .map_err(|e| error("kaniko", Problem::Yaml(e.to_string())))
+    }
+}
+
+/// Every flag a profile gives a role is a flag name.
+fn check_flag_roles(flags: &FlagRoles, field: &str) -> Result<(), ConfigError> {
+    let single = |flag: &Option<String>| flag.iter().cloned().collect::<Vec<_>>();
+    let (tls, map) = (
+        single(&flags.tls_verify_flag),
+        single(&flags.registry_map_flag),
+    );
     check_flags(&[
-        ("kaniko.imageFlags", &spec.image_flags),
-        ("kaniko.locationFlags", &spec.location_flags),
-        ("kaniko.removeFlags", &spec.remove_flags),
-        ("kaniko.removeRegistryFlags", &spec.remove_registry_flags),
-    ])?;
-    not_empty(&spec.executor_commands, "kaniko.executorCommands")
+        (format!("{field}.valueFlags"), &flags.value_flags),
+        (format!("{field}.imageFlags"), &flags.image_flags),
+        (format!("{field}.locationFlags"), &flags.location_flags),
+        (format!("{field}.csvFlags"), &flags.csv_flags),
+        (format!("{field}.removeFlags"), &flags.remove_flags),
+        (
+            format!("{field}.removeRegistryFlags"),
+            &flags.remove_registry_flags,
+        ),
+        (format!("{field}.tlsVerifyFlag"), &tls),
+        (format!("{field}.registryMapFlag"), &map),
+    ])
+}
+
+/// A section's first key that it does not have.
+fn check_no_unknown(unknown: &Unknown, field: &str) -> Result<(), ConfigError> {
+    match unknown.keys().next() {
+        Some(key) => Err(error(
+            field,
+            Problem::Yaml(format!("unknown field `{key}`")),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn compile_profile(spec: &BuilderSpec, field: &str) -> Result<BuilderProfile, ConfigError> {
+    check_no_unknown(&spec.unknown, field)?;
     check_name(&spec.name, &format!("{field}.name"))?;
     let repositories = repositories(&spec.images, &format!("{field}.images"))?;
     not_empty(&spec.executables, &format!("{field}.executables"))?;
@@ -410,44 +461,14 @@ fn compile_profile(spec: &BuilderSpec, field: &str) -> Result<BuilderProfile, Co
             ));
         }
     }
-    let single = |name: &str, flag: &Option<String>| {
-        (
-            format!("{field}.{name}"),
-            flag.iter().cloned().collect::<Vec<_>>(),
-        )
-    };
-    let (tls_field, tls) = single("tlsVerifyFlag", &spec.tls_verify_flag);
-    let (map_field, map) = single("registryMapFlag", &spec.registry_map_flag);
-    let lists = [
-        (format!("{field}.valueFlags"), &spec.value_flags),
-        (format!("{field}.imageFlags"), &spec.image_flags),
-        (format!("{field}.locationFlags"), &spec.location_flags),
-        (format!("{field}.csvFlags"), &spec.csv_flags),
-        (format!("{field}.removeFlags"), &spec.remove_flags),
-        (
-            format!("{field}.removeRegistryFlags"),
-            &spec.remove_registry_flags,
-        ),
-    ];
-    let mut named: Vec<(&str, &Vec<String>)> =
-        lists.iter().map(|(f, l)| (f.as_str(), *l)).collect();
-    named.push((&tls_field, &tls));
-    named.push((&map_field, &map));
-    check_flags(&named)?;
+    check_flag_roles(&spec.flags, field)?;
     Ok(BuilderProfile {
         name: spec.name.clone(),
         repositories,
         executables: spec.executables.clone(),
         subcommands: spec.subcommands.clone(),
         image_arguments: spec.image_arguments.clone(),
-        value_flags: spec.value_flags.clone(),
-        image_flags: spec.image_flags.clone(),
-        location_flags: spec.location_flags.clone(),
-        csv_flags: spec.csv_flags.clone(),
-        remove_flags: spec.remove_flags.clone(),
-        remove_registry_flags: spec.remove_registry_flags.clone(),
-        tls_verify_flag: spec.tls_verify_flag.clone(),
-        registry_map_flag: spec.registry_map_flag.clone(),
+        flags: spec.flags.clone(),
     })
 }
 
@@ -458,7 +479,7 @@ fn compile_wrapper(spec: &WrapperSpec, field: &str) -> Result<Wrapper, ConfigErr
         return Err(error(format!("{field}.executables"), Problem::Empty));
     }
     let flag: Vec<String> = spec.executable_flag.iter().cloned().collect();
-    check_flags(&[(&format!("{field}.executableFlag"), &flag)])?;
+    check_flags(&[(format!("{field}.executableFlag"), &flag)])?;
     if spec.subcommand.as_deref() == Some("") {
         return Err(error(format!("{field}.subcommand"), Problem::Empty));
     }
@@ -478,22 +499,6 @@ fn check_name(name: &str, field: &str) -> Result<(), ConfigError> {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !valid {
         return Err(error(field, Problem::ProfileName(name.to_owned())));
-    }
-    Ok(())
-}
-
-fn check_unique_names<'a>(
-    names: impl Iterator<Item = &'a str>,
-    field: &str,
-) -> Result<(), ConfigError> {
-    let names: Vec<&str> = names.collect();
-    for (i, name) in names.iter().enumerate() {
-        if let Some(j) = names[..i].iter().position(|earlier| earlier == name) {
-            return Err(error(
-                format!("{field}[{i}].name"),
-                Problem::DuplicateName(format!("{field}[{j}]")),
-            ));
-        }
     }
     Ok(())
 }
@@ -594,7 +599,7 @@ mod tests {
 
     #[test]
     fn defaults_are_the_decision_record() {
-        let config = Config::default();
+        let config = Config::default().into_rules();
         assert_eq!(config.rewrites.len(), 3);
         assert!(config
             .rewrites
@@ -610,6 +615,7 @@ mod tests {
         let config = Config::from_yaml("kaniko: {images: [gcr.io/kaniko-project/executor, docker.io/martizih/kaniko, docker.io/library/kaniko]}").unwrap();
         let is = |image: &str| {
             config
+                .rules()
                 .builder_for_image(&ImageRef::parse(image).unwrap())
                 .is_some_and(|builder| builder.name == "kaniko")
         };

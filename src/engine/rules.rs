@@ -1,6 +1,8 @@
 //! The rules the engine applies, in the form it applies them. `config`
 //! builds them from the file and validates them; what they mean is here.
 
+use serde::{Deserialize, Serialize};
+
 use super::workload::Workload;
 use crate::reference::{strip_path_prefix, Domain, ImageRef, Repository};
 
@@ -8,12 +10,6 @@ use crate::reference::{strip_path_prefix, Domain, ImageRef, Repository};
 pub const SKIP_ANNOTATION: &str = "registry-rewriter.k8s-lab.dev/skip";
 /// JSON object of `<container>` -> original image, for audit and reversal.
 pub const ORIGINAL_IMAGES_ANNOTATION: &str = "registry-rewriter.k8s-lab.dev/original-images";
-
-/// `"true"` on a namespace leaves everything in it untouched (a namespace
-/// selector of the webhook and the policy).
-pub const IGNORE_NAMESPACE_LABEL: &str = "registry-rewriter.k8s-lab.dev/ignore";
-/// Namespaces never touched: the control plane's, and the webhook's own.
-pub const EXCLUDED_NAMESPACES: &[&str] = &["kube-system", "kube-node-lease", "registry-rewriter"];
 
 /// Transports an image argument may name (Buildah's, from
 /// containers/image); only `docker://`, the first, is a registry.
@@ -61,8 +57,8 @@ pub struct RewriteRule {
     pub to_prefix: String,
 }
 
-/// One image builder, as the engine applies it (see `config::builders`
-/// for what each field means).
+/// One image builder, as the engine applies it (see `config::profiles`
+/// for the built-in ones).
 #[derive(Debug, Clone, Default)]
 pub struct BuilderProfile {
     pub name: String,
@@ -70,17 +66,40 @@ pub struct BuilderProfile {
     pub executables: Vec<String>,
     pub subcommands: Vec<String>,
     pub image_arguments: Vec<String>,
+    pub flags: FlagRoles,
+}
+
+/// What a builder's flags mean: one list per role. The configuration file
+/// writes it inside a profile, under these keys; the engine reads it as is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FlagRoles {
+    /// Flags that take a value, so that the value is never read as a flag.
     pub value_flags: Vec<String>,
+    /// Flags whose value is an image reference.
     pub image_flags: Vec<String>,
+    /// Flags whose value is a registry location (`host[:port][/path]`).
     pub location_flags: Vec<String>,
+    /// Flags whose value is BuildKit-style CSV: `name=` and `ref=` hold image
+    /// references, and `registry.insecure=true` goes once all of them are on
+    /// the HTTPS registry.
     pub csv_flags: Vec<String>,
+    /// Boolean TLS-weakening flags, removed wherever they appear.
     pub remove_flags: Vec<String>,
+    /// Registry-valued TLS-weakening flags, removed when they name a rewritten registry.
     pub remove_registry_flags: Vec<String>,
+    /// A `--flag=false` that turns TLS verification off: removed where every
+    /// registry the command reaches is HTTPS, kept with a warning where the
+    /// command also pulls images the webhook cannot see.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_verify_flag: Option<String>,
+    /// A flag that maps a registry to another for base-image pulls
+    /// (`--registry-map=<internal>=<https>`); added for every internal registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub registry_map_flag: Option<String>,
 }
 
-/// A CI engine's step wrapper (see `config::builders`).
+/// A CI engine's step wrapper (see `config::profiles`).
 #[derive(Debug, Clone, Default)]
 pub struct Wrapper {
     pub name: String,

@@ -245,14 +245,14 @@ impl<'r> Exprs<'r> {
                 }
             }
         };
-        add(&profile.image_flags, IMAGE);
-        add(&profile.location_flags, LOCATION);
-        add(&profile.csv_flags, CSV);
-        add(&profile.remove_flags, REMOVE);
-        add(&profile.remove_registry_flags, REMOVE_REGISTRY);
-        add(profile.tls_verify_flag.as_slice(), TLS_VERIFY);
-        add(profile.registry_map_flag.as_slice(), REGISTRY_MAP);
-        add(&profile.value_flags, VALUE);
+        add(&profile.flags.image_flags, IMAGE);
+        add(&profile.flags.location_flags, LOCATION);
+        add(&profile.flags.csv_flags, CSV);
+        add(&profile.flags.remove_flags, REMOVE);
+        add(&profile.flags.remove_registry_flags, REMOVE_REGISTRY);
+        add(profile.flags.tls_verify_flag.as_slice(), TLS_VERIFY);
+        add(profile.flags.registry_map_flag.as_slice(), REGISTRY_MAP);
+        add(&profile.flags.value_flags, VALUE);
         entries
     }
 
@@ -456,7 +456,7 @@ impl<'r> Exprs<'r> {
 
         let has_subcommands = !profile.subcommands.is_empty();
         let has_image_arguments = !profile.image_arguments.is_empty();
-        let has_tls = profile.tls_verify_flag.is_some();
+        let has_tls = profile.flags.tls_verify_flag.is_some();
 
         // `[new text, 't' if it now names a rewrite target]` of a flag's
         // value `xd[2]`, written after `xd[3]`.
@@ -468,19 +468,19 @@ impl<'r> Exprs<'r> {
                 "[xri[0] != '' ? xd[3] + xri[0] : string(xa), xri[1]]",
             )
         };
-        if !profile.image_flags.is_empty() {
+        if !profile.flags.image_flags.is_empty() {
             value_new.push_str(&format!(
                 "xd[1] == 'i' ? {} : ",
                 info_of(self.image_info("xd[2]"))
             ));
         }
-        if !profile.location_flags.is_empty() {
+        if !profile.flags.location_flags.is_empty() {
             value_new.push_str(&format!(
                 "xd[1] == 'l' ? {} : ",
                 info_of(self.location_info("xd[2]"))
             ));
         }
-        if !profile.csv_flags.is_empty() {
+        if !profile.flags.csv_flags.is_empty() {
             value_new.push_str(&format!(
                 "xd[1] == 'c' && {} ? {} : ",
                 csv_readable("xd[2]"),
@@ -547,7 +547,7 @@ impl<'r> Exprs<'r> {
             &format!("({}) ? [] : {new_text}", drop.join(" || ")),
         );
         // `--registry-map` for every internal registry not mapped yet.
-        let maps = match &profile.registry_map_flag {
+        let maps = match &profile.flags.registry_map_flag {
             None => "[]".to_owned(),
             Some(flag) => {
                 let keys = "xds.filter(xd, xd[0] in ['v', 'f'] && xd[1] == 'm').map(xd, xd[2]).join(';').split(';').filter(xm, xm.contains('=')).map(xm, xm.substring(0, xm.indexOf('=')))";

@@ -13,10 +13,9 @@ mod grammar;
 
 use serde_json::{json, Value};
 
-use crate::engine::rules::{
-    Rules, EXCLUDED_NAMESPACES, IGNORE_NAMESPACE_LABEL, ORIGINAL_IMAGES_ANNOTATION, SKIP_ANNOTATION,
-};
+use crate::engine::rules::{Rules, ORIGINAL_IMAGES_ANNOTATION, SKIP_ANNOTATION};
 use crate::engine::Workload;
+use crate::scope::{EXCLUDED_NAMESPACES, IGNORE_NAMESPACE_LABEL};
 use expr::{lit, lit_list, Exprs};
 
 /// The API version of the objects printed.

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::Config;
+use crate::engine::Rules;
 use crate::metrics::Metrics;
 use connections::Connections;
 pub use options::*;
@@ -43,9 +43,10 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn bind(options: ServeOptions, config: Config) -> Result<Self, ServeError> {
+    pub async fn bind(options: ServeOptions, rules: Rules) -> Result<Self, ServeError> {
         let metrics = Metrics::new();
-        let reloader = Arc::new(CertReloader::new(options.tls.clone(), metrics.clone())?);
+        let files = options.cert_files().ok_or(ServeError::NoCertificate)?;
+        let reloader = Arc::new(CertReloader::new(files, metrics.clone())?);
         let tls_config = tls::server_config(reloader.resolver(), options.client_ca.as_deref())?;
         let bind = |what, addr| async move {
             TcpListener::bind(addr)
@@ -55,7 +56,7 @@ impl Server {
         let tls_listener = bind("the webhook listener", options.listen).await?;
         let admin_listener = bind("the admin listener", options.admin_listen).await?;
         Ok(Server {
-            state: AppState::new(config, metrics, options.max_body_bytes),
+            state: AppState::new(rules, metrics, options.max_body_bytes),
             options,
             tls_listener,
             admin_listener,

@@ -72,7 +72,7 @@ async fn mutate(
     };
 
     let started = Instant::now();
-    match admission::review(&bytes, &state.config) {
+    match admission::review(&bytes, &state.rules) {
         Ok(reviewed) => {
             let elapsed = started.elapsed();
             let summary = &reviewed.summary;

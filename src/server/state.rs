@@ -3,11 +3,11 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::engine::Rules;
 use crate::metrics::Metrics;
 
 pub struct AppState {
-    pub config: Config,
+    pub rules: Rules,
     pub metrics: Metrics,
     /// Served on `/readyz`; false until bound and again while draining.
     pub ready: AtomicBool,
@@ -15,9 +15,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, metrics: Metrics, max_body_bytes: usize) -> Arc<Self> {
+    pub fn new(rules: Rules, metrics: Metrics, max_body_bytes: usize) -> Arc<Self> {
         Arc::new(AppState {
-            config,
+            rules,
             metrics,
             ready: AtomicBool::new(false),
             max_body_bytes,

@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::SelectorExt;
 use kube::ResourceExt;
 
-use crate::engine::rules::{EXCLUDED_NAMESPACES, IGNORE_NAMESPACE_LABEL};
+use crate::scope::{EXCLUDED_NAMESPACES, IGNORE_NAMESPACE_LABEL};
 
 /// The field manager of every copy.
 pub const FIELD_MANAGER: &str = "registry-rewriter-sync-secrets";

@@ -67,7 +67,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut ServeOptions)) -> TestServer {
     options.shutdown_grace_period = Duration::from_secs(5);
     options.cert_reload_interval = Duration::from_millis(50);
     adjust(&mut options);
-    let server = Server::bind(options, Config::default())
+    let server = Server::bind(options, Config::default().into_rules())
         .await
         .expect("server binds");
     let (tx, rx) = oneshot::channel();

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use registry_rewriter::config::Config;
-use registry_rewriter::engine::{self, Mutation, Scope, Workload};
+use registry_rewriter::engine::{self, Mutation, Rules, Scope, Workload};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -43,18 +43,18 @@ pub fn job() -> &'static Workload {
     Workload::find("batch", "Job").expect("Job is in the table")
 }
 
-pub fn run(object: &Value, workload: &Workload, scope: Scope<'_>, config: &Config) -> Mutation {
+pub fn run(object: &Value, workload: &Workload, scope: Scope<'_>, rules: &Rules) -> Mutation {
     let raw = RawValue::from_string(object.to_string()).expect("valid JSON");
-    engine::mutate(&raw, workload, scope, config).expect("the engine accepts the object")
+    engine::mutate(&raw, workload, scope, rules).expect("the engine accepts the object")
 }
 
 /// Mutates on CREATE, applies the patch to the original, and checks that a
 /// second run over the result yields no operation (idempotency).
 pub fn admit_with(object: &Value, workload: &Workload, config: &Config) -> (Value, Mutation) {
-    let mutation = run(object, workload, Scope::Create, config);
+    let mutation = run(object, workload, Scope::Create, config.rules());
     let mut admitted = object.clone();
     json_patch::patch(&mut admitted, &mutation.patch).expect("the patch applies to the original");
-    let again = run(&admitted, workload, Scope::Create, config);
+    let again = run(&admitted, workload, Scope::Create, config.rules());
     assert!(
         again.is_empty(),
         "not idempotent: second run produced {:?}",

@@ -253,19 +253,19 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
     fn role(&self, name: &str) -> Role {
         let p = self.profile;
         let is = |list: &[String]| list.iter().any(|f| f == name);
-        if is(&p.image_flags) {
+        if is(&p.flags.image_flags) {
             Role::Image
-        } else if is(&p.location_flags) {
+        } else if is(&p.flags.location_flags) {
             Role::Location
-        } else if is(&p.csv_flags) {
+        } else if is(&p.flags.csv_flags) {
             Role::Csv
-        } else if is(&p.remove_flags) {
+        } else if is(&p.flags.remove_flags) {
             Role::Remove
-        } else if is(&p.remove_registry_flags) {
+        } else if is(&p.flags.remove_registry_flags) {
             Role::RemoveRegistry
-        } else if p.tls_verify_flag.as_deref() == Some(name) {
+        } else if p.flags.tls_verify_flag.as_deref() == Some(name) {
             Role::TlsVerify
-        } else if p.registry_map_flag.as_deref() == Some(name) {
+        } else if p.flags.registry_map_flag.as_deref() == Some(name) {
             Role::RegistryMap
         } else {
             Role::Other
@@ -275,7 +275,7 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
     fn takes_value(&self, name: &str) -> bool {
         match self.role(name) {
             Role::Remove | Role::TlsVerify => false,
-            Role::Other => self.profile.value_flags.iter().any(|f| f == name),
+            Role::Other => self.profile.flags.value_flags.iter().any(|f| f == name),
             _ => true,
         }
     }
@@ -619,7 +619,7 @@ fn registry_maps(
     rules: &Rules,
     builder: &mut PatchBuilder,
 ) -> Vec<String> {
-    let Some(flag) = profile.registry_map_flag.as_deref() else {
+    let Some(flag) = profile.flags.registry_map_flag.as_deref() else {
         return Vec::new();
     };
     let mut added = Vec::new();

@@ -1,6 +1,6 @@
 //! The axum Router driven in process with the fixtures, no sockets.
 
-mod objects;
+use crate::objects;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -19,7 +19,11 @@ use registry_rewriter::server::{router, AppState, DEFAULT_MAX_BODY_BYTES};
 use tower::ServiceExt;
 
 fn app() -> axum::Router {
-    let state = AppState::new(Config::default(), Metrics::new(), DEFAULT_MAX_BODY_BYTES);
+    let state = AppState::new(
+        Config::default().into_rules(),
+        Metrics::new(),
+        DEFAULT_MAX_BODY_BYTES,
+    );
     router(state, Duration::from_secs(5))
 }
 
@@ -127,7 +131,7 @@ async fn other_kinds_and_operations_are_allowed_without_a_patch() {
 
 #[test]
 fn the_log_summary_names_the_object_or_its_generate_name() {
-    let config = Config::default();
+    let config = Config::default().into_rules();
     let pod = fixture_bytes("pod-create-from-deployment.json");
     let reviewed = registry_rewriter::admission::review(&pod, &config).expect("reviewed");
     assert_eq!(reviewed.summary.name, "test-webapp-6d8f7c9b5d-");
@@ -145,7 +149,7 @@ fn the_log_summary_names_the_object_or_its_generate_name() {
 /// second step otherwise. Both must answer byte for byte alike.
 #[test]
 fn object_before_kind_gets_the_same_answer() {
-    let config = Config::default();
+    let config = Config::default().into_rules();
     for name in objects::FIXTURES {
         let review = fixture(name);
         let request = review["request"].as_object().expect("request");

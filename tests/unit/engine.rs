@@ -2,7 +2,7 @@
 //! original object and checks the result, and re-runs the engine on that
 //! result to prove it yields no further operation.
 
-mod objects;
+use crate::objects;
 
 use objects::{admit, admit_with, assert_only_rewritable_fields_changed, job, pod, run};
 use registry_rewriter::config::Config;
@@ -219,7 +219,7 @@ fn kinds_not_enabled_are_left_alone_and_enabling_is_one_line() {
     });
     let workload = Workload::find("batch", "CronJob").expect("in the table");
     let enabled = Config::from_yaml("kinds: [Pod, Job, CronJob]").expect("valid");
-    assert!(!Config::default().is_kind_enabled("CronJob"));
+    assert!(!Config::default().rules().is_kind_enabled("CronJob"));
     let (admitted, _) = admit_with(&cron_job, workload, &enabled);
     assert_eq!(
         admitted.pointer("/spec/jobTemplate/spec/template/spec/containers/0/image"),
@@ -257,7 +257,7 @@ fn pull_secrets_follow_images_already_on_the_external_registry() {
 #[test]
 fn no_pull_secret_without_an_image_on_the_external_registry() {
     let original = pod_with_image("nginx:1.27");
-    let mutation = run(&original, pod(), Scope::Create, &Config::default());
+    let mutation = run(&original, pod(), Scope::Create, Config::default().rules());
     assert!(mutation.is_empty());
     assert!(mutation.changes.is_empty());
 }
@@ -266,17 +266,17 @@ fn no_pull_secret_without_an_image_on_the_external_registry() {
 fn skip_annotation_leaves_the_object_alone() {
     let mut original = pod_with_image("docker-registry.registry:5000/app:v1");
     original["metadata"]["annotations"] = json!({"registry-rewriter.k8s-lab.dev/skip": "true"});
-    let mutation = run(&original, pod(), Scope::Create, &Config::default());
+    let mutation = run(&original, pod(), Scope::Create, Config::default().rules());
     assert!(mutation.skipped);
     assert!(mutation.is_empty());
     original["metadata"]["annotations"] = json!({"registry-rewriter.k8s-lab.dev/skip": "false"});
-    assert!(!run(&original, pod(), Scope::Create, &Config::default()).is_empty());
+    assert!(!run(&original, pod(), Scope::Create, Config::default().rules()).is_empty());
 }
 
 #[test]
 fn annotation_pointer_is_escaped_and_annotations_are_created() {
     let original = pod_with_image("docker-registry.registry:5000/app:v1");
-    let mutation = run(&original, pod(), Scope::Create, &Config::default());
+    let mutation = run(&original, pod(), Scope::Create, Config::default().rules());
     let patch = serde_json::to_value(&mutation.patch).expect("serialises");
     let added = patch
         .as_array()
@@ -288,7 +288,12 @@ fn annotation_pointer_is_escaped_and_annotations_are_created() {
 
     let mut with_annotations = original.clone();
     with_annotations["metadata"]["annotations"] = json!({"team~a/owner": "x"});
-    let mutation = run(&with_annotations, pod(), Scope::Create, &Config::default());
+    let mutation = run(
+        &with_annotations,
+        pod(),
+        Scope::Create,
+        Config::default().rules(),
+    );
     let patch = serde_json::to_value(&mutation.patch).expect("serialises");
     assert!(patch
         .as_array()
@@ -605,7 +610,7 @@ fn non_kaniko_args_are_never_touched() {
             "args": ["--destination=docker-registry.registry:5000/a", "--skip-tls-verify"]
         }]}
     });
-    let mutation = run(&original, pod(), Scope::Create, &Config::default());
+    let mutation = run(&original, pod(), Scope::Create, Config::default().rules());
     assert!(mutation.is_empty());
 }
 
@@ -619,7 +624,7 @@ fn kaniko_in_a_shell_wrapper_is_left_alone_with_a_warning() {
             "args": ["/kaniko/executor --destination=docker-registry.registry:5000/a --skip-tls-verify"]
         }]}
     });
-    let mutation = run(&original, pod(), Scope::Create, &Config::default());
+    let mutation = run(&original, pod(), Scope::Create, Config::default().rules());
     assert!(mutation.is_empty());
     assert_eq!(mutation.warnings.len(), 1);
     assert!(mutation.warnings[0].contains("/busybox/sh"));
@@ -631,7 +636,7 @@ fn kaniko_pushing_elsewhere_without_insecure_flags_is_untouched() {
         "--destination=docker.io/me/app:1",
         "--context=dir:///w"
     ]));
-    assert!(run(&original, pod(), Scope::Create, &Config::default()).is_empty());
+    assert!(run(&original, pod(), Scope::Create, Config::default().rules()).is_empty());
 }
 
 #[test]
@@ -668,7 +673,7 @@ fn ephemeral_update_rewrites_only_new_ephemeral_containers() {
     let scope = Scope::NewEphemeralContainers {
         old_object: Some(&old_raw),
     };
-    let mutation = run(&new, pod(), scope, &Config::default());
+    let mutation = run(&new, pod(), scope, Config::default().rules());
     let mut admitted = new.clone();
     json_patch::patch(&mut admitted, &mutation.patch).expect("applies");
     let spec = &admitted["spec"];
@@ -711,7 +716,7 @@ fn wrong_shapes_are_reported_with_the_field(#[case] object: Value, #[case] expec
     };
     let raw = RawValue::from_string(text).expect("JSON");
     let error =
-        engine::mutate(&raw, pod(), Scope::Create, &Config::default()).expect_err("refused");
+        engine::mutate(&raw, pod(), Scope::Create, Config::default().rules()).expect_err("refused");
     assert!(
         error.to_string().contains(expected),
         "{error} should contain {expected}"
@@ -722,7 +727,7 @@ fn wrong_shapes_are_reported_with_the_field(#[case] object: Value, #[case] expec
 fn job_template_of_the_wrong_shape_names_the_path() {
     let raw = RawValue::from_string(r#"{"spec":{"template":[1]}}"#.into()).expect("JSON");
     let error =
-        engine::mutate(&raw, job(), Scope::Create, &Config::default()).expect_err("refused");
+        engine::mutate(&raw, job(), Scope::Create, Config::default().rules()).expect_err("refused");
     assert_eq!(error.field, "spec.template");
 }
 
@@ -736,13 +741,13 @@ fn deep_nesting_is_handled_without_recursion() {
     );
     let raw = RawValue::from_string(unread).expect("JSON");
     let mutation =
-        engine::mutate(&raw, pod(), Scope::Create, &Config::default()).expect("accepted");
+        engine::mutate(&raw, pod(), Scope::Create, Config::default().rules()).expect("accepted");
     assert!(!mutation.is_empty());
     // In a field the engine reads: refused at the first wrong type.
     let read = format!(r#"{{"spec":{{"containers":{deep}}}}}"#);
     let raw = RawValue::from_string(read).expect("JSON");
     let error =
-        engine::mutate(&raw, pod(), Scope::Create, &Config::default()).expect_err("refused");
+        engine::mutate(&raw, pod(), Scope::Create, Config::default().rules()).expect_err("refused");
     assert!(error.to_string().contains("containers[0]"), "{error}");
 }
 
@@ -772,7 +777,8 @@ fn escaped_strings_are_read_correctly() {
     // The API server's JSON encoder escapes <, > and &; so may anything else.
     let text = r#"{"metadata":{"name":"p"},"spec":{"containers":[{"name":"k","image":"gcr.io\/kaniko-project\/executor:v1","args":["--build-arg=A=\u0026b","--destination=docker-registry.registry:5000\/a:1"]}]}}"#;
     let raw = RawValue::from_string(text.to_owned()).expect("JSON");
-    let mutation = engine::mutate(&raw, pod(), Scope::Create, &Config::default()).expect("ok");
+    let mutation =
+        engine::mutate(&raw, pod(), Scope::Create, Config::default().rules()).expect("ok");
     let mut admitted: Value = serde_json::from_str(text).expect("JSON");
     json_patch::patch(&mut admitted, &mutation.patch).expect("applies");
     let args = without_maps(strings(&admitted["spec"]["containers"][0]["args"]));

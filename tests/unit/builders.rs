@@ -3,7 +3,7 @@
 //! checks the builder's arguments after admission, and re-runs the engine
 //! on the result to prove it yields no further operation.
 
-mod objects;
+use crate::objects;
 
 use objects::{admit, job, pod, run};
 use registry_rewriter::config::Config;
@@ -140,7 +140,7 @@ fn buildkit_csv_it_cannot_read_is_left_alone_with_a_warning(#[case] output: &str
         json!(["buildctl"]),
         json!(["build", "--output", output]),
     );
-    let mutation = run(&object, pod(), Scope::Create, &Config::default());
+    let mutation = run(&object, pod(), Scope::Create, Config::default().rules());
     assert!(mutation.is_empty());
     assert_eq!(mutation.warnings.len(), 1, "{:?}", mutation.warnings);
     assert!(mutation.warnings[0].contains("not the CSV BuildKit reads"));
@@ -152,7 +152,7 @@ fn buildkit_csv_it_cannot_read_is_left_alone_with_a_warning(#[case] output: &str
 #[case::value_that_looks_like_the_subcommand(json!(["buildctl"]), json!(["--addr", "build", "prune", "--output", "type=image,name=docker-registry.registry:5000/a:1"]))]
 fn buildkit_outside_a_build_is_untouched(#[case] command: Value, #[case] args: Value) {
     let object = pod_running("docker.io/library/alpine:3", command, args);
-    assert!(run(&object, pod(), Scope::Create, &Config::default()).is_empty());
+    assert!(run(&object, pod(), Scope::Create, Config::default().rules()).is_empty());
 }
 
 // --- Buildah -------------------------------------------------------------------
@@ -244,7 +244,7 @@ fn buildah_in_a_shell_is_left_alone_with_a_warning() {
         json!(["/bin/sh", "-c"]),
         json!(["buildah push --tls-verify=false app docker://docker-registry.registry:5000/app"]),
     );
-    let mutation = run(&object, pod(), Scope::Create, &Config::default());
+    let mutation = run(&object, pod(), Scope::Create, Config::default().rules());
     assert!(mutation.is_empty());
     assert_eq!(mutation.warnings.len(), 1);
     assert!(mutation.warnings[0].contains("buildah image runs \"/bin/sh\""));
@@ -264,7 +264,7 @@ fn buildah_look_alikes_are_untouched(#[case] command: Value) {
             "docker://docker-registry.registry:5000/app"
         ]),
     );
-    assert!(run(&object, pod(), Scope::Create, &Config::default()).is_empty());
+    assert!(run(&object, pod(), Scope::Create, Config::default().rules()).is_empty());
 }
 
 // --- CI wrappers -------------------------------------------------------------------
@@ -367,7 +367,7 @@ fn tekton_script_step_in_a_kaniko_image_is_left_alone_with_a_warning() {
         "/tekton/scripts/script-0-x2kfp",
         &[],
     );
-    let mutation = run(&object, pod(), Scope::Create, &Config::default());
+    let mutation = run(&object, pod(), Scope::Create, Config::default().rules());
     assert!(mutation.is_empty());
     assert_eq!(mutation.warnings.len(), 1);
     assert!(mutation.warnings[0].contains("/tekton/scripts/script-0-x2kfp"));
@@ -460,7 +460,7 @@ fn wrappers_of_another_shape_are_untouched(#[case] command: Value) {
             "type=image,name=docker-registry.registry:5000/a:1,registry.insecure=true"
         ]),
     );
-    assert!(run(&object, pod(), Scope::Create, &Config::default()).is_empty());
+    assert!(run(&object, pod(), Scope::Create, Config::default().rules()).is_empty());
 }
 
 // --- Configuration and explanations ----------------------------------------------------

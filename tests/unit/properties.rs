@@ -2,7 +2,7 @@
 //! own structure (which host, path, tag and digest it chose), not from the
 //! parser under test.
 
-mod objects;
+use crate::objects;
 
 use objects::{admit, assert_only_rewritable_fields_changed, pod};
 use prop::sample::select;

@@ -1,8 +1,8 @@
 //! The real server on loopback, called over real TLS the way the API server
 //! calls it.
 
-mod live_server;
-mod objects;
+use crate::live_server;
+use crate::objects;
 
 use std::time::Duration;
 
@@ -728,7 +728,7 @@ async fn start_up_fails_fast_naming_the_file() {
     let options = registry_rewriter::server::ServeOptions::new(loopback, loopback, files);
     let error = registry_rewriter::server::Server::bind(
         options,
-        registry_rewriter::config::Config::default(),
+        registry_rewriter::config::Config::default().into_rules(),
     )
     .await
     .err()

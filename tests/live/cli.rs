@@ -1,6 +1,6 @@
 //! The command line: `mutate`, `config` and `certs`, run as users run them.
 
-mod objects;
+use crate::objects;
 
 use std::io::Write;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Replays the fuzz corpus and every input that ever failed a fuzz target
 //! through the same checks, so that findings stay fixed without a fuzzer.
 
-#[path = "../fuzz/checks.rs"]
+#[path = "../../fuzz/checks.rs"]
 mod checks;
 
 use std::path::Path;

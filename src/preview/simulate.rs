@@ -1,86 +1,12 @@
-//! Offline preview: runs the engine over manifests (YAML or JSON, several
-//! documents, `kind: List`) as admission would, for CI and for humans.
+//! Admission, simulated: each document (and each item of a `List`) run
+//! through the engine with its patch applied, as the API server would.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::config::Config;
-use crate::engine::{self, Change, ChangeKind, Mutation, Scope, Workload};
-
-/// A document that could not be previewed.
-#[derive(Debug, thiserror::Error)]
-#[error("document {index}{}", describe(.name))]
-pub struct PreviewError {
-    /// 1-based position in the input.
-    pub index: usize,
-    pub name: Option<String>,
-    #[source]
-    pub problem: DocumentProblem,
-}
-
-/// Why a document could not be previewed.
-#[derive(Debug, thiserror::Error)]
-pub enum DocumentProblem {
-    #[error(transparent)]
-    Yaml(#[from] serde_yaml_ng::Error),
-    #[error("not a Kubernetes object (expected a mapping)")]
-    NotAnObject,
-    #[error("items[{index}] ({name})")]
-    Item {
-        index: usize,
-        name: String,
-        #[source]
-        problem: Box<DocumentProblem>,
-    },
-    #[error(transparent)]
-    Object(#[from] engine::ObjectError),
-    #[error(transparent)]
-    Json(#[from] serde_json::Error),
-    #[error("internal error, the patch does not apply")]
-    Patch(#[source] json_patch::PatchError),
-}
-
-fn describe(name: &Option<String>) -> String {
-    name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
-}
-
-/// One input document after admission.
-#[derive(Debug)]
-pub struct Previewed {
-    /// `Kind/name`, for messages.
-    pub name: String,
-    pub admitted: Value,
-    pub patch: json_patch::Patch,
-    pub changes: Vec<Change>,
-    pub warnings: Vec<String>,
-    /// Objects in the document: 1, or the items of a `List`.
-    pub objects: usize,
-    /// Of those, how many would change.
-    pub changed_objects: usize,
-    /// Each change, with the object it is in.
-    pub rows: Vec<Row>,
-}
-
-/// One change to one object, for a table.
-#[derive(Debug, Clone)]
-pub struct Row {
-    pub namespace: String,
-    pub kind: String,
-    pub name: String,
-    pub change: Change,
-}
-
-/// Which kinds are previewed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kinds {
-    /// The kinds the configuration enables, as admission would.
-    Enabled,
-    /// Every kind with a pod template, for an audit of what still names the
-    /// internal registry (a Deployment's Pods are rewritten at admission,
-    /// but the Deployment itself still says the old name).
-    Every,
-}
+use super::{DocumentProblem, Kinds, PreviewError, Previewed, Row};
+use crate::engine::{self, Change, Mutation, Rules, Scope, Workload};
 
 /// Splits YAML or JSON text into documents; empty documents are dropped.
 pub fn read_documents(text: &str) -> Result<Vec<Value>, PreviewError> {
@@ -101,14 +27,14 @@ pub fn read_documents(text: &str) -> Result<Vec<Value>, PreviewError> {
 /// Admits every document (and every item of a `List`).
 pub fn preview(
     documents: Vec<Value>,
-    config: &Config,
+    rules: &Rules,
     kinds: Kinds,
 ) -> Result<Vec<Previewed>, PreviewError> {
     documents
         .into_iter()
         .enumerate()
         .map(|(i, document)| {
-            preview_document(document, config, kinds).map_err(|(name, problem)| PreviewError {
+            preview_document(document, rules, kinds).map_err(|(name, problem)| PreviewError {
                 index: i + 1,
                 name,
                 problem,
@@ -121,7 +47,7 @@ type DocumentError = (Option<String>, DocumentProblem);
 
 fn preview_document(
     mut document: Value,
-    config: &Config,
+    rules: &Rules,
     kinds: Kinds,
 ) -> Result<Previewed, DocumentError> {
     let name = object_name(&document);
@@ -139,7 +65,7 @@ fn preview_document(
             for (i, item) in items.iter_mut().enumerate() {
                 let item_name = object_name(item);
                 let identity = identity(item);
-                let mutation = admit(item, config, kinds).map_err(|problem| {
+                let mutation = admit(item, rules, kinds).map_err(|problem| {
                     let problem = DocumentProblem::Item {
                         index: i,
                         name: item_name.clone(),
@@ -171,7 +97,7 @@ fn preview_document(
         }
     } else {
         let identity = identity(&document);
-        let mutation = admit(&mut document, config, kinds).map_err(|r| (Some(name.clone()), r))?;
+        let mutation = admit(&mut document, rules, kinds).map_err(|r| (Some(name.clone()), r))?;
         changed_objects = usize::from(!mutation.is_empty());
         rows = mutation.changes.iter().map(|c| identity.row(c)).collect();
         patch = mutation.patch;
@@ -192,18 +118,18 @@ fn preview_document(
 
 /// Runs the engine on one object and applies its patch in place. Kinds
 /// that are not enabled pass through unchanged.
-fn admit(object: &mut Value, config: &Config, kinds: Kinds) -> Result<Mutation, DocumentProblem> {
+fn admit(object: &mut Value, rules: &Rules, kinds: Kinds) -> Result<Mutation, DocumentProblem> {
     let api_version = object
         .get("apiVersion")
         .and_then(Value::as_str)
         .unwrap_or("");
     let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
     let workload = match Workload::from_api_version(api_version, kind) {
-        Some(w) if kinds == Kinds::Every || config.is_kind_enabled(w.kind) => w,
+        Some(w) if kinds == Kinds::Every || rules.is_kind_enabled(w.kind) => w,
         _ => return Ok(Mutation::default()),
     };
     let raw = RawValue::from_string(object.to_string())?;
-    let mutation = engine::mutate(&raw, workload, Scope::Create, config)?;
+    let mutation = engine::mutate(&raw, workload, Scope::Create, rules)?;
     json_patch::patch(object, &mutation.patch).map_err(DocumentProblem::Patch)?;
     Ok(mutation)
 }
@@ -241,7 +167,7 @@ fn prefix_operation(
 /// counts, not the admitted object (`Value::Null`) nor its patch.
 pub fn stream_json(
     reader: impl std::io::Read,
-    config: &Config,
+    rules: &Rules,
     kinds: Kinds,
     mut each: impl FnMut(Previewed),
 ) -> Result<(), PreviewError> {
@@ -254,7 +180,7 @@ pub fn stream_json(
                 return;
             }
             index += 1;
-            match preview_document(item, config, kinds) {
+            match preview_document(item, rules, kinds) {
                 Ok(mut previewed) => {
                     previewed.admitted = Value::Null;
                     previewed.patch = json_patch::Patch(Vec::new());
@@ -282,7 +208,7 @@ pub fn stream_json(
     }
     if let Some(document) = rest {
         let previewed =
-            preview_document(document, config, kinds).map_err(|(name, problem)| PreviewError {
+            preview_document(document, rules, kinds).map_err(|(name, problem)| PreviewError {
                 index: 1,
                 name,
                 problem,
@@ -383,85 +309,6 @@ fn identity(object: &Value) -> Identity {
         namespace: text(metadata.and_then(|m| m.get("namespace"))),
         kind: text(object.get("kind")),
         name: text(metadata.and_then(|m| m.get("name").or_else(|| m.get("generateName")))),
-    }
-}
-
-/// The changes as `kubectl get` would print them: one row each, columns
-/// aligned, `<none>` where a change has no old or no new value.
-pub fn table(rows: &[Row]) -> String {
-    let mut lines: Vec<[String; 6]> = vec![[
-        "NAMESPACE".into(),
-        "KIND".into(),
-        "NAME".into(),
-        "FIELD".into(),
-        "OLD".into(),
-        "NEW".into(),
-    ]];
-    for row in rows {
-        let (field, old, new) = row.change.parts();
-        lines.push([
-            row.namespace.clone(),
-            row.kind.clone(),
-            row.name.clone(),
-            field,
-            old.unwrap_or("<none>").to_owned(),
-            new.unwrap_or("<none>").to_owned(),
-        ]);
-    }
-    let mut widths = [0; 6];
-    for line in &lines {
-        for (width, cell) in widths.iter_mut().zip(line) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for line in &lines {
-        let mut text = String::new();
-        for (i, cell) in line.iter().enumerate() {
-            if i + 1 < line.len() {
-                text.push_str(&format!("{cell:<width$}   ", width = widths[i]));
-            } else {
-                text.push_str(cell);
-            }
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-/// `3 of 12 documents would change: 4 images, 2 build args, 1 pull secret`.
-pub fn summary(previewed: &[Previewed]) -> String {
-    let objects: usize = previewed.iter().map(|p| p.objects).sum();
-    let changed: usize = previewed.iter().map(|p| p.changed_objects).sum();
-    let count = |wanted: &[ChangeKind]| {
-        previewed
-            .iter()
-            .flat_map(|p| &p.rows)
-            .filter(|row| wanted.contains(&row.change.kind))
-            .count()
-    };
-    let kinds = [
-        (count(&[ChangeKind::Image]), "image"),
-        (
-            count(&[
-                ChangeKind::BuildArg,
-                ChangeKind::BuildFlagRemoved,
-                ChangeKind::RegistryMap,
-            ]),
-            "build arg",
-        ),
-        (count(&[ChangeKind::ImagePullSecret]), "pull secret"),
-    ];
-    let parts: Vec<String> = kinds
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, what)| format!("{n} {what}{}", if *n == 1 { "" } else { "s" }))
-        .collect();
-    let line = format!("{changed} of {objects} documents would change");
-    match parts.is_empty() {
-        true => line,
-        false => format!("{line}: {}", parts.join(", ")),
     }
 }
 

@@ -3,8 +3,8 @@
 //! non-root with the binary alone. (mTLS and the admin port are covered in
 //! tests/server.rs; the hardened securityContext in tests/manifests.rs.)
 
-mod live_server;
-mod objects;
+use crate::live_server;
+use crate::objects;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -3,10 +3,10 @@
 //! good request still succeeds on the same server. Each row is a test of its
 //! own, so a failing row hides none after it; each prints its line of the
 //! Markdown table the README carries
-//! (`cargo test --test hostile -- --nocapture`).
+//! (`cargo test --test live hostile -- --nocapture`).
 
-mod live_server;
-mod objects;
+use crate::live_server;
+use crate::objects;
 
 use std::time::Duration;
 

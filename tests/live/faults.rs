@@ -1,9 +1,9 @@
 //! Faults and load, bounded in count and time, on loopback only. The
 //! figures (requests sent and failed, latencies, RSS) are printed; run with
-//! `cargo test --test faults -- --nocapture` to see them.
+//! `cargo test --test live faults -- --nocapture` to see them.
 
-mod live_server;
-mod objects;
+use crate::live_server;
+use crate::objects;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
