@@ -128,7 +128,7 @@ bench *args:
 
 # Load run over TLS on loopback against the release build, with a floor to compare (see docs/performance.md)
 bench-load *args:
-    bench/load.py {{args}}
+    benches/load.py {{args}}
 
 # Fuzz each target for a time budget in seconds (cargo-fuzz; see fuzz/README.md)
 fuzz seconds="60":

@@ -16,6 +16,12 @@ else
   fuzz=(cargo fuzz)
   sanitizer=none
 fi
+# The fuzz workspace builds from its committed lock file: a stale one fails
+# here rather than being rewritten (cargo fuzz has no --locked of its own).
+cargo fetch --locked
+lock=$(mktemp)
+cp Cargo.lock "$lock"
+trap 'rm -f "$lock"' EXIT
 for target in "${targets[@]}"; do
   # A scratch copy of the seed corpus: new inputs do not land in the repo.
   work=$(mktemp -d)
@@ -32,3 +38,4 @@ for target in "${targets[@]}"; do
     exit "$status"
   fi
 done
+cmp -s Cargo.lock "$lock" || { echo "fuzz/Cargo.lock changed during the run: commit it current" >&2; exit 1; }

@@ -1,6 +1,7 @@
 //! The few metrics an operator needs. Label values come from small fixed
 //! sets (kinds from our table, operations, outcomes, change kinds), never
-//! from namespaces, names or images, so cardinality stays bounded.
+//! from namespaces, names or images, so cardinality stays bounded. Callers
+//! give the labels as `&'static str`, so this module knows no other.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +14,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use time::OffsetDateTime;
-
-use crate::admission::Summary;
-
-/// Content type of the OpenMetrics text format that Prometheus scrapes.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -119,35 +115,33 @@ impl Metrics {
         }
     }
 
-    pub fn record_review(&self, summary: &Summary, elapsed: Duration) {
+    /// One request answered: its labels, what it changed, and how long
+    /// the answer took (none for a request that was refused unread).
+    pub fn record_review(
+        &self,
+        kind: &'static str,
+        operation: &'static str,
+        outcome: &'static str,
+        changes: impl IntoIterator<Item = &'static str>,
+        elapsed: Option<Duration>,
+    ) {
         self.inner
             .requests
             .get_or_create(&RequestLabels {
-                kind: summary.kind,
-                operation: summary.operation,
-                outcome: summary.outcome.as_str(),
+                kind,
+                operation,
+                outcome,
             })
             .inc();
-        for change in &summary.changes {
+        for field in changes {
             self.inner
                 .rewrites
-                .get_or_create(&FieldLabels {
-                    field: change.as_str(),
-                })
+                .get_or_create(&FieldLabels { field })
                 .inc();
         }
-        self.inner.duration.observe(elapsed.as_secs_f64());
-    }
-
-    pub fn record_bad_request(&self) {
-        self.inner
-            .requests
-            .get_or_create(&RequestLabels {
-                kind: "unknown",
-                operation: "unknown",
-                outcome: crate::admission::Outcome::BadRequest.as_str(),
-            })
-            .inc();
+        if let Some(elapsed) = elapsed {
+            self.inner.duration.observe(elapsed.as_secs_f64());
+        }
     }
 
     pub fn set_certificate_expiry(&self, not_after: OffsetDateTime) {

@@ -102,7 +102,7 @@ pub fn mutate_parts(
         });
     };
 
-    let mut builder = PatchBuilder::new(workload.pod_spec_path);
+    let mut patch = PatchBuilder::new(workload.pod_spec_path);
     let mut on_target_registry = false;
     let lists: [(&str, &Option<Vec<ContainerView>>); 3] = [
         ("containers", &spec.containers),
@@ -140,24 +140,24 @@ pub fn mutate_parts(
                 .image
                 .as_deref()
                 .map(|text| (text, ImageRef::parse(text)));
-            on_target_registry |= rewrite_image(&at, image.as_ref(), rules, &mut builder);
+            on_target_registry |= rewrite_image(&at, image.as_ref(), rules, &mut patch);
             let image = image.as_ref().and_then(|(_, parsed)| parsed.as_ref().ok());
-            builders::rewrite(&at, container, image, rules, &mut builder);
+            builders::rewrite(&at, container, image, rules, &mut patch);
         }
     }
 
     if matches!(scope, Scope::Create) {
         if on_target_registry {
-            builder.ensure_pull_secrets(
+            patch.ensure_pull_secrets(
                 spec.image_pull_secrets.as_deref(),
                 rules.image_pull_secrets(),
             );
         }
-        builder.record_original_images(metadata);
+        patch.record_original_images(metadata);
     }
     Ok(Mutation {
         generate_name,
-        ..builder.finish()
+        ..patch.finish()
     })
 }
 
@@ -202,7 +202,7 @@ fn rewrite_image(
     at: &ContainerAt<'_>,
     image: Option<&(&str, Result<ImageRef<'_>, ReferenceError>)>,
     rules: &Rules,
-    builder: &mut PatchBuilder,
+    patch: &mut PatchBuilder,
 ) -> bool {
     let Some((text, parsed)) = image else {
         return false;
@@ -210,7 +210,7 @@ fn rewrite_image(
     let reference = match parsed {
         Ok(reference) => reference,
         Err(e) => {
-            builder.warn(format!(
+            patch.warn(format!(
                 "{}.image: left unchanged, {:?} is not a valid image reference: {e}",
                 at.label(),
                 shown(text)
@@ -223,7 +223,7 @@ fn rewrite_image(
     };
     match rewrite_reference(reference, rules) {
         Some(new_image) => {
-            builder.replace_image(at, text, new_image);
+            patch.replace_image(at, text, new_image);
             true
         }
         None => rules.is_rewrite_target(&domain),

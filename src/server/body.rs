@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use http_body_util::BodyExt;
 
-use super::status::status;
+use super::error_response::status;
 
 /// `application/json`, with or without parameters such as charset.
 pub(super) fn is_json(headers: &HeaderMap) -> bool {

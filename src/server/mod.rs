@@ -4,16 +4,16 @@
 //! `Server::run` is the whole lifecycle, in order. Each concern has its
 //! own file: `options` (flags, defaults, start-up errors), `state`,
 //! `connections` (limits, handshakes, one task per connection), `drain`,
-//! `routes` with `body` and `status`, `tls` (rotation) and `admin`.
+//! `routes` with `body` and `error_response`, and `tls` (rotation); the
+//! admin port is the crate's shared [`crate::admin`].
 
-pub mod admin;
 mod body;
 mod connections;
 mod drain;
+mod error_response;
 mod options;
 mod routes;
 mod state;
-mod status;
 pub mod tls;
 
 use std::future::Future;
@@ -24,6 +24,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admin;
 use crate::engine::Rules;
 use crate::metrics::Metrics;
 use connections::Connections;

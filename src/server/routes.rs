@@ -11,9 +11,9 @@ use axum::routing::post;
 use axum::Router;
 
 use super::body::{is_json, read_body};
+use super::error_response::{json_response, method_not_allowed, not_found, status};
 use super::state::AppState;
-use super::status::{json_response, method_not_allowed, not_found, status};
-use crate::admission;
+use crate::admission::{self, Outcome};
 use crate::errors::Chain;
 
 pub const MUTATE_PATH: &str = "/mutate";
@@ -44,7 +44,7 @@ async fn mutate(
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
     if !is_json(headers) {
-        state.metrics.record_bad_request();
+        record_bad_request(&state);
         return status(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UnsupportedMediaType",
@@ -58,11 +58,11 @@ async fn mutate(
     let bytes = match read.await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(response)) => {
-            state.metrics.record_bad_request();
+            record_bad_request(&state);
             return response;
         }
         Err(_) => {
-            state.metrics.record_bad_request();
+            record_bad_request(&state);
             return status(
                 StatusCode::REQUEST_TIMEOUT,
                 "Timeout",
@@ -76,7 +76,13 @@ async fn mutate(
         Ok(reviewed) => {
             let elapsed = started.elapsed();
             let summary = &reviewed.summary;
-            state.metrics.record_review(summary, elapsed);
+            state.metrics.record_review(
+                summary.kind,
+                summary.operation,
+                summary.outcome.as_str(),
+                summary.changes.iter().map(|change| change.as_str()),
+                Some(elapsed),
+            );
             tracing::info!(
                 uid = &*summary.uid,
                 kind = summary.kind,
@@ -92,10 +98,17 @@ async fn mutate(
             json_response(StatusCode::OK, reviewed.body)
         }
         Err(e) => {
-            state.metrics.record_bad_request();
+            record_bad_request(&state);
             let message = Chain(&e).to_string();
             tracing::warn!(error = message, "malformed AdmissionReview");
             status(StatusCode::BAD_REQUEST, "BadRequest", &message)
         }
     }
+}
+
+fn record_bad_request(state: &AppState) {
+    let outcome = Outcome::BadRequest.as_str();
+    state
+        .metrics
+        .record_review("unknown", "unknown", outcome, [], None);
 }

@@ -1,8 +1,9 @@
 //! What every request shares.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::admin::Report;
 use crate::engine::Rules;
 use crate::metrics::Metrics;
 
@@ -22,5 +23,20 @@ impl AppState {
             ready: AtomicBool::new(false),
             max_body_bytes,
         })
+    }
+}
+
+/// Ready once the webhook listener is bound and the config loaded; not
+/// ready while draining, so that the Service stops sending us requests.
+impl Report for AppState {
+    fn ready(&self) -> Result<(), &'static str> {
+        match self.ready.load(Ordering::SeqCst) {
+            true => Ok(()),
+            false => Err("not ready"),
+        }
+    }
+
+    fn metrics(&self) -> String {
+        self.metrics.encode()
     }
 }

@@ -11,7 +11,7 @@
 
 pub mod plan;
 pub mod selector;
-mod status;
+mod standings;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,9 +28,11 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use tokio::net::TcpListener;
 
+use crate::admin;
+
 pub use plan::Options;
 use plan::{Plan, FIELD_MANAGER};
-use status::{Admin, Standing, Status};
+use standings::{Standing, Standings, SyncReport};
 
 /// Why the controller could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +82,7 @@ struct Context {
     options: Options,
     source: Store<Secret>,
     source_ref: ObjectRef<Secret>,
-    status: Arc<Status>,
+    standings: Arc<Standings>,
     resync: Duration,
 }
 
@@ -126,18 +128,14 @@ pub async fn run(settings: Settings) -> Result<(), SyncError> {
     .with_config(ControllerConfig::default().concurrency(settings.concurrency))
     .shutdown_on_signal();
 
-    let status = Arc::new(Status::new());
-    let admin = Admin {
-        status: status.clone(),
+    let standings = Arc::new(Standings::new());
+    let report = Arc::new(SyncReport {
+        standings: standings.clone(),
         namespaces: controller.store(),
         source: source.clone(),
         source_ref: source_ref.clone(),
-    };
-    let admin_server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, status::router(admin)).await {
-            tracing::error!(error = %e, "admin server failed");
-        }
     });
+    let admin_server = admin::spawn(listener, report);
     tracing::info!(
         source = %options.source_ref(),
         copy = %options.target_name,
@@ -155,7 +153,7 @@ pub async fn run(settings: Settings) -> Result<(), SyncError> {
         options,
         source,
         source_ref,
-        status,
+        standings,
         resync: settings.resync,
     });
     controller
@@ -166,7 +164,7 @@ pub async fn run(settings: Settings) -> Result<(), SyncError> {
             }
         })
         .await;
-    admin_server.abort();
+    admin_server.stop().await;
     source_watch.abort();
     tracing::info!("sync-secrets stopped");
     Ok(())
@@ -232,7 +230,7 @@ async fn reconcile(namespace: Arc<Namespace>, ctx: Arc<Context>) -> Result<Actio
                 .patch(target, &params, &Patch::Apply(&*secret))
                 .await
                 .map_err(write_error)?;
-            ctx.status.writes.inc();
+            ctx.standings.writes.inc();
             tracing::info!(namespace = %name, secret = %target, source = %ctx.options.source_ref(), "copy written");
             Standing::InSync
         }
@@ -246,7 +244,7 @@ async fn reconcile(namespace: Arc<Namespace>, ctx: Arc<Context>) -> Result<Actio
             };
             match secrets.delete(target, &params).await {
                 Ok(_) => {
-                    ctx.status.writes.inc();
+                    ctx.standings.writes.inc();
                     tracing::info!(namespace = %name, secret = %target, "copy removed: the namespace is no longer selected");
                 }
                 Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
@@ -255,21 +253,24 @@ async fn reconcile(namespace: Arc<Namespace>, ctx: Arc<Context>) -> Result<Actio
             Standing::NotSelected
         }
         Plan::Conflict { uid, version } => {
-            if ctx.status.first_report(&name, uid.clone(), version.clone()) {
+            if ctx
+                .standings
+                .first_report(&name, uid.clone(), version.clone())
+            {
                 tracing::warn!(namespace = %name, secret = %target, "a Secret of this name exists that registry-rewriter did not create; it is left as it is");
                 report_conflict(&ctx, &name, uid, version).await;
             }
             Standing::Conflict
         }
     };
-    ctx.status.record(&name, standing);
+    ctx.standings.record(&name, standing);
     Ok(Action::requeue(ctx.resync))
 }
 
 fn error_policy(namespace: Arc<Namespace>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    ctx.status.reconcile_errors.inc();
+    ctx.standings.reconcile_errors.inc();
     let name = namespace.name_any();
-    ctx.status.record(&name, Standing::Failed);
+    ctx.standings.record(&name, Standing::Failed);
     tracing::warn!(namespace = %name, error = %crate::errors::Chain(error), "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }

@@ -50,9 +50,9 @@ pub(crate) fn rewrite(
     container: &ContainerView<'_>,
     image: Option<&ImageRef<'_>>,
     rules: &Rules,
-    builder: &mut PatchBuilder,
+    patch: &mut PatchBuilder,
 ) {
-    let Some(invocation) = find(at, container, image, rules, builder) else {
+    let Some(invocation) = find(at, container, image, rules, patch) else {
         return;
     };
     let mut run = Run {
@@ -60,7 +60,7 @@ pub(crate) fn rewrite(
         profile: invocation.profile,
         args: &invocation.args,
         rules,
-        builder,
+        patch,
         edits: Edits::default(),
         changed: false,
         pushes_to_target: false,
@@ -71,16 +71,16 @@ pub(crate) fn rewrite(
     let (list, index) = invocation.insert_at;
     let mut edits = run.edits;
     if run.changed || run.pushes_to_target {
-        let maps = registry_maps(at, run.profile, &run.mapped, list, rules, run.builder);
+        let maps = registry_maps(at, run.profile, &run.mapped, list, rules, run.patch);
         let list_edits = edits.list(list);
         list_edits.appended = maps;
         list_edits.insert_before = index;
     }
     if !edits.command.is_empty() {
-        builder.edit_list(at, "command", true, std::mem::take(&mut edits.command));
+        patch.edit_list(at, "command", true, std::mem::take(&mut edits.command));
     }
     if !edits.args.is_empty() {
-        builder.edit_list(at, "args", container.args.is_some(), edits.args);
+        patch.edit_list(at, "args", container.args.is_some(), edits.args);
     }
 }
 
@@ -92,7 +92,7 @@ fn find<'a, 'r>(
     container: &'a ContainerView<'a>,
     image: Option<&ImageRef<'_>>,
     rules: &'r Rules,
-    builder: &mut PatchBuilder,
+    patch: &mut PatchBuilder,
 ) -> Option<Invocation<'a, 'r>> {
     let command = container.command.as_deref().unwrap_or_default();
     let image_builder = image.and_then(|image| rules.builder_for_image(image));
@@ -141,7 +141,7 @@ fn find<'a, 'r>(
         }),
         None => {
             if let Some(profile) = image_builder {
-                builder.warn(format!(
+                patch.warn(format!(
                     "{}: {} image runs {:?}, not the builder; its arguments were left unchanged",
                     at.label(),
                     display_name(&profile.name),
@@ -224,7 +224,7 @@ struct Run<'x, 'a, 'r> {
     profile: &'r BuilderProfile,
     args: &'x [Arg<'a>],
     rules: &'r Rules,
-    builder: &'x mut PatchBuilder,
+    patch: &'x mut PatchBuilder,
     edits: Edits,
     /// Something was rewritten or removed.
     changed: bool,
@@ -374,7 +374,7 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
             self.field(arg.list),
             shown(arg.text)
         );
-        self.builder.explain(ChangeKind::BuildFlagRemoved, message);
+        self.patch.explain(ChangeKind::BuildFlagRemoved, message);
     }
 
     fn remove_registry_flag(&mut self, flag: &Flag<'a>, value: Value<'a>) {
@@ -395,7 +395,7 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
             flag.name,
             shown(value.text)
         );
-        self.builder.explain(ChangeKind::BuildFlagRemoved, message);
+        self.patch.explain(ChangeKind::BuildFlagRemoved, message);
     }
 
     /// `--tls-verify=false`: removed where every registry the command
@@ -412,7 +412,7 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
                 self.field(arg.list),
                 shown(arg.text)
             );
-            self.builder.warn(warning);
+            self.patch.warn(warning);
         }
     }
 
@@ -440,7 +440,7 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
             shown(old_shown),
             shown(new_value)
         );
-        self.builder.explain(ChangeKind::BuildArg, message);
+        self.patch.explain(ChangeKind::BuildArg, message);
         self.edits.replace(target, new_text);
         self.changed = true;
     }
@@ -471,7 +471,7 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
                 on_target: domain.is_some_and(|d| self.rules.is_rewrite_target(&d)),
             },
             Err(e) => {
-                self.builder.warn(format!(
+                self.patch.warn(format!(
                     "{}: {flag} left unchanged, {:?} is not {expected}: {e}",
                     self.at.label(),
                     shown(value)
@@ -513,7 +513,7 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
         let fields = match csv::fields(value.text) {
             Ok(fields) => fields,
             Err(e) => {
-                self.builder.warn(format!(
+                self.patch.warn(format!(
                     "{}: {flag} left unchanged, {:?} is not the CSV BuildKit reads: {e}",
                     self.at.label(),
                     shown(value.text)
@@ -582,14 +582,14 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
                 shown(&old),
                 shown(&new)
             );
-            self.builder.explain(ChangeKind::BuildArg, message);
+            self.patch.explain(ChangeKind::BuildArg, message);
         }
         if drop_insecure.is_some() {
             let message = format!(
                 "{}: {flag}: removed registry.insecure=true (the registry is now reached over HTTPS)",
                 self.field(list)
             );
-            self.builder.explain(ChangeKind::BuildFlagRemoved, message);
+            self.patch.explain(ChangeKind::BuildFlagRemoved, message);
         }
     }
 }
@@ -617,7 +617,7 @@ fn registry_maps(
     mapped: &[&str],
     list: List,
     rules: &Rules,
-    builder: &mut PatchBuilder,
+    patch: &mut PatchBuilder,
 ) -> Vec<String> {
     let Some(flag) = profile.flags.registry_map_flag.as_deref() else {
         return Vec::new();
@@ -633,7 +633,7 @@ fn registry_maps(
             continue;
         }
         let arg = format!("{flag}={}={}", rule.from_text, rule.rewrite_name(""));
-        builder.explain(
+        patch.explain(
             ChangeKind::RegistryMap,
             format!(
                 "{}: added {arg} (base images from the internal registry are pulled over HTTPS)",

@@ -1,4 +1,4 @@
-//! The floor for `bench/load.py`: the same stack as the webhook (rustls with
+//! The floor for `benches/load.py`: the same stack as the webhook (rustls with
 //! the same configuration, hyper-util's HTTP/1.1 and HTTP/2 server) that
 //! reads the request body and answers with a fixed response of the same
 //! size, parsing nothing. Its throughput is the most a webhook on this

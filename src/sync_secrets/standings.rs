@@ -1,16 +1,11 @@
-//! What the controller knows of each namespace, its metrics, and the admin
-//! port that reports them (`/livez`, `/readyz`, `/metrics`).
+//! Where each namespace stands after its last reconcile, the metrics of it,
+//! and what the admin port reports from them.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::ResourceExt;
@@ -21,7 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::plan::DOCKER_CONFIG_JSON;
-use crate::metrics::CONTENT_TYPE;
+use crate::admin::Report;
 
 /// Where a namespace stands after its last reconcile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +46,7 @@ struct StateLabels {
 }
 
 /// Shared by the reconciler and the admin port.
-pub struct Status {
+pub struct Standings {
     started: Instant,
     entries: Mutex<HashMap<String, Entry>>,
     registry: Registry,
@@ -63,7 +58,7 @@ pub struct Status {
     pub writes: Counter,
 }
 
-impl Status {
+impl Standings {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("registry_rewriter_sync");
         let copies = Family::<StateLabels, Gauge>::default();
@@ -102,7 +97,7 @@ impl Status {
             "Copies created, updated or removed",
             writes.clone(),
         );
-        Status {
+        Standings {
             started: Instant::now(),
             entries: Mutex::new(HashMap::new()),
             registry,
@@ -149,30 +144,30 @@ impl Status {
     }
 }
 
-impl Default for Status {
+impl Default for Standings {
     fn default() -> Self {
-        Status::new()
+        Standings::new()
     }
 }
 
-/// What the admin port reads.
+/// What the admin port reads: the standings and the stores.
 #[derive(Clone)]
-pub struct Admin {
-    pub status: Arc<Status>,
+pub struct SyncReport {
+    pub standings: Arc<Standings>,
     pub namespaces: Store<Namespace>,
     pub source: Store<Secret>,
     pub source_ref: ObjectRef<Secret>,
 }
 
-impl Admin {
+impl SyncReport {
     /// Every namespace there is has been reconciled at least once.
     fn synced(&self) -> (bool, f64) {
         let namespaces = self.namespaces.state();
         if namespaces.is_empty() {
             // The namespace store has not listed yet (a cluster has at least `default`).
-            return (false, self.status.started.elapsed().as_secs_f64());
+            return (false, self.standings.started.elapsed().as_secs_f64());
         }
-        let entries = self.status.entries.lock().expect("status lock");
+        let entries = self.standings.entries.lock().expect("status lock");
         let mut oldest: Option<Instant> = None;
         for namespace in namespaces {
             match entries.get(&namespace.name_any()) {
@@ -180,14 +175,14 @@ impl Admin {
                     oldest =
                         Some(oldest.map_or(entry.reconciled_at, |o| o.min(entry.reconciled_at)))
                 }
-                None => return (false, self.status.started.elapsed().as_secs_f64()),
+                None => return (false, self.standings.started.elapsed().as_secs_f64()),
             }
         }
         (true, oldest.map_or(0.0, |o| o.elapsed().as_secs_f64()))
     }
 
     fn encode(&self) -> String {
-        let status = &self.status;
+        let status = &self.standings;
         let (_, age) = self.synced();
         status.since_full_sync.set(age);
         let source_present = self
@@ -224,26 +219,16 @@ impl Admin {
     }
 }
 
-pub fn router(admin: Admin) -> Router {
-    Router::new()
-        .route("/livez", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(admin)
-}
-
 /// Ready after the first full reconcile of every namespace.
-async fn readyz(State(admin): State<Admin>) -> Response {
-    match admin.synced() {
-        (true, _) => (StatusCode::OK, "ok\n").into_response(),
-        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "first sync in progress\n").into_response(),
+impl Report for SyncReport {
+    fn ready(&self) -> Result<(), &'static str> {
+        match self.synced() {
+            (true, _) => Ok(()),
+            (false, _) => Err("first sync in progress"),
+        }
     }
-}
 
-async fn metrics(State(admin): State<Admin>) -> Response {
-    let mut response = admin.encode().into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-    response
+    fn metrics(&self) -> String {
+        self.encode()
+    }
 }

@@ -18,7 +18,7 @@ median of each server's figures and the median of the per-round ratios,
 which is steadier than a ratio of medians on a noisy machine. Results go to stdout (Markdown) and to
 target/bench-load/results.json.
 
-    bench/load.py [--repeat N] [--seconds S] [--fixture FILE] [--compact]
+    benches/load.py [--repeat N] [--seconds S] [--fixture FILE] [--compact]
                   [--binary FILE] [--baseline FILE]
 
 --binary serves a prebuilt registry-rewriter instead of building one.
