@@ -1,0 +1,338 @@
+//! CEL expressions equal to the engine, built from the compiled [`Rules`].
+//!
+//! Only what a 1.34 API server accepts in new expressions is used: the
+//! standard macros, the strings extension, the Kubernetes regex library and
+//! the two-variable comprehensions. A value used more than once is bound
+//! with `[value].map(name, body)[0]`, which works everywhere `cel.bind`
+//! might not.
+//!
+//! Every name a comprehension binds starts with `x`, so none can shadow
+//! `object`, `oldObject` or `variables`.
+//!
+//! The parts: this file reads images and locations against the rules;
+//! `steps` finds the builder a container runs (directly or wrapped);
+//! `walk` rewrites that builder's arguments; `csv` reads BuildKit CSV.
+
+mod csv;
+mod steps;
+mod walk;
+
+use super::grammar;
+use crate::engine::rules::{BuilderProfile, RewriteRule, Rules};
+
+/// A CEL string literal.
+pub fn lit(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str(r"\\"),
+            '\'' => out.push_str(r"\'"),
+            '\n' => out.push_str(r"\n"),
+            _ => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// A CEL list of string literals.
+pub fn lit_list<S: AsRef<str>>(items: &[S]) -> String {
+    let items: Vec<String> = items.iter().map(|s| lit(s.as_ref())).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// `body` with `name` bound to `value`.
+fn bind(name: &str, value: &str, body: &str) -> String {
+    format!("[{value}].map({name}, {body})[0]")
+}
+
+/// Expressions over one compiled rule set.
+pub struct Exprs<'r> {
+    rules: &'r Rules,
+}
+
+/// The role of a builder flag, as one letter in the role map.
+const IMAGE: char = 'i';
+const LOCATION: char = 'l';
+const CSV: char = 'c';
+const REMOVE: char = 'r';
+const REMOVE_REGISTRY: char = 'g';
+const TLS_VERIFY: char = 't';
+const REGISTRY_MAP: char = 'm';
+const VALUE: char = 'v';
+
+/// pflag's false values.
+const FALSE_VALUES: &[&str] = &["false", "FALSE", "False", "f", "F", "0"];
+
+impl<'r> Exprs<'r> {
+    pub fn new(rules: &'r Rules) -> Self {
+        Exprs { rules }
+    }
+
+    /// `[host, port, 'y' if a port was written]` of the lower-cased domain `xrd`.
+    const HOST_PORT: &'static str = "(xrd.lastIndexOf(':') > xrd.lastIndexOf(']') \
+        ? [xrd.substring(0, xrd.lastIndexOf(':')), xrd.substring(xrd.lastIndexOf(':') + 1), 'y'] \
+        : [xrd, '', ''])";
+
+    /// `xrh` (see [`Self::HOST_PORT`]) is `host[:port]`: the host compared
+    /// ASCII case-insensitively (`xrd` is lower-cased), the port as a number.
+    fn is_domain(host: &str, port: Option<u16>) -> String {
+        let port = match port {
+            Some(port) => format!(
+                "xrh[2] == 'y' && xrh[1].matches({})",
+                lit(&grammar::port(port))
+            ),
+            None => "xrh[2] == ''".to_owned(),
+        };
+        format!("(xrh[0] == {} && {port})", lit(&host.to_ascii_lowercase()))
+    }
+
+    fn is_source(rule: &RewriteRule) -> String {
+        Self::is_domain(&rule.from_host, rule.from_port)
+    }
+
+    fn is_target(&self) -> String {
+        let mut targets: Vec<String> = Vec::new();
+        for rule in &self.rules.rewrites {
+            let target = Self::is_domain(&rule.to_host, rule.to_port);
+            if !targets.contains(&target) {
+                targets.push(target);
+            }
+        }
+        targets.join(" || ")
+    }
+
+    /// `rewrite_name(rest)` of a rule: the part in front of the rest.
+    fn to_base(rule: &RewriteRule) -> String {
+        rule.rewrite_name("")
+    }
+
+    /// Characters after the first `/` of a source reference that the rule
+    /// replaces: its path prefix and the `/` after it.
+    fn prefix_skip(rule: &RewriteRule) -> usize {
+        if rule.from_prefix.is_empty() {
+            0
+        } else {
+            1 + rule.from_prefix.len()
+        }
+    }
+
+    /// Which rule (its index, as text) matches the domain in `xrh` and the
+    /// rest in `xrr`, else `'t'` for a rewrite target, else `''`. First match
+    /// wins, as in the engine. `ends` are the characters that may follow a
+    /// path prefix.
+    fn kind(&self, ends: &[&str]) -> String {
+        let mut chain = String::new();
+        for (index, rule) in self.rules.rewrites.iter().enumerate() {
+            let prefix = &rule.from_prefix;
+            let on_boundary = if prefix.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " && xrr.startsWith({}) && xrr.charAt({}) in {}",
+                    lit(prefix),
+                    prefix.chars().count(),
+                    lit_list(ends)
+                )
+            };
+            chain.push_str(&format!(
+                "{}{on_boundary} ? '{index}' : ",
+                Self::is_source(rule)
+            ));
+        }
+        format!("({chain}({}) ? 't' : '')", self.is_target())
+    }
+
+    /// The new text for rule `xrk`: the rule's base, then `rest(skip)`, the
+    /// text after the first `/` and the rule's prefix.
+    fn new_text(&self, rest: impl Fn(usize) -> String) -> String {
+        let mut chain = String::new();
+        for (index, rule) in self.rules.rewrites.iter().enumerate() {
+            chain.push_str(&format!(
+                "xrk == '{index}' ? {} + {} : ",
+                lit(&Self::to_base(rule)),
+                rest(Self::prefix_skip(rule))
+            ));
+        }
+        format!("({chain}'')")
+    }
+
+    /// `[new, 't']` for image `x` that a rule rewrites, `['', 't']` for one
+    /// already on a rewrite target, `['', '']` for any other text (another
+    /// registry, or not a valid reference).
+    pub fn image_info(&self, x: &str) -> String {
+        // Name (domain and path) at most 255 characters.
+        let name_fits = bind(
+            "xrn",
+            "xrx.contains('@') ? xrx.substring(0, xrx.indexOf('@')) : xrx",
+            "(xrn.lastIndexOf(':') > xrn.lastIndexOf('/') ? xrn.lastIndexOf(':') : size(xrn)) <= 255",
+        );
+        let decide = format!(
+            "xrk == '' ? ['', ''] : !(xrr.matches(variables.imageRest) && {name_fits}) ? ['', ''] : \
+             xrk == 't' ? ['', 't'] : [{}, 't']",
+            self.new_text(|skip| format!("xrx.substring(xrs + {skip})"))
+        );
+        let body = bind(
+            "xrd",
+            "xrx.substring(0, xrs).lowerAscii()",
+            &bind(
+                "xrh",
+                Self::HOST_PORT,
+                &bind(
+                    "xrr",
+                    "xrx.substring(xrs + 1)",
+                    &bind("xrk", &self.kind(&["", "/", ":", "@"]), &decide),
+                ),
+            ),
+        );
+        bind(
+            "xrx",
+            &format!("string({x})"),
+            &bind(
+                "xrs",
+                "xrx.indexOf('/')",
+                &format!("xrs <= 0 ? ['', ''] : {body}"),
+            ),
+        )
+    }
+
+    /// As [`Self::image_info`], for a registry location (`host[:port][/path]`).
+    fn location_info(&self, x: &str) -> String {
+        let decide = format!(
+            "xrk == '' ? ['', ''] : !(xrs < 0 || xrr.matches(variables.locationRest)) ? ['', ''] : \
+             xrk == 't' ? ['', 't'] : [{}, 't']",
+            self.new_text(|skip| format!("(xrs < 0 ? '' : xrx.substring(xrs + {skip}))"))
+        );
+        let body = bind(
+            "xrd",
+            "(xrs < 0 ? xrx : xrx.substring(0, xrs)).lowerAscii()",
+            &bind(
+                "xrh",
+                Self::HOST_PORT,
+                &bind(
+                    "xrr",
+                    "xrs < 0 ? '' : xrx.substring(xrs + 1)",
+                    &bind("xrk", &self.kind(&["", "/"]), &decide),
+                ),
+            ),
+        );
+        bind(
+            "xrx",
+            &format!("string({x})"),
+            &bind("xrs", "xrx.indexOf('/')", &body),
+        )
+    }
+
+    /// The first component of `x` is a rewrite source.
+    fn names_source(&self, x: &str) -> String {
+        let any: Vec<String> = self.rules.rewrites.iter().map(Self::is_source).collect();
+        bind(
+            "xrd",
+            &format!("string({x}).split('/')[0].lowerAscii()"),
+            &bind("xrh", Self::HOST_PORT, &format!("({})", any.join(" || "))),
+        )
+    }
+
+    /// The patterns, as policy variables: `(name, expression)`.
+    pub fn pattern_variables(&self) -> Vec<(String, String)> {
+        vec![
+            ("imageRest".into(), lit(&grammar::image_rest())),
+            ("locationRest".into(), lit(&grammar::location_rest())),
+        ]
+    }
+
+    /// Each flag of `profile` with its role, the first role winning in the
+    /// engine's order (`Role` in the builders module).
+    fn roles(profile: &BuilderProfile) -> Vec<(String, char)> {
+        let mut entries: Vec<(String, char)> = Vec::new();
+        let mut add = |flags: &[String], role: char| {
+            for flag in flags {
+                if !entries.iter().any(|(f, _)| f == flag) {
+                    entries.push((flag.clone(), role));
+                }
+            }
+        };
+        add(&profile.flags.image_flags, IMAGE);
+        add(&profile.flags.location_flags, LOCATION);
+        add(&profile.flags.csv_flags, CSV);
+        add(&profile.flags.remove_flags, REMOVE);
+        add(&profile.flags.remove_registry_flags, REMOVE_REGISTRY);
+        add(profile.flags.tls_verify_flag.as_slice(), TLS_VERIFY);
+        add(profile.flags.registry_map_flag.as_slice(), REGISTRY_MAP);
+        add(&profile.flags.value_flags, VALUE);
+        entries
+    }
+
+    /// The role map of a profile, as a policy variable.
+    pub fn role_map(profile: &BuilderProfile) -> String {
+        let entries: Vec<String> = Self::roles(profile)
+            .iter()
+            .map(|(flag, role)| format!("{}: '{role}'", lit(flag)))
+            .collect();
+        format!("{{{}}}", entries.join(", "))
+    }
+
+    /// The flags of a profile that take the next argument as their value
+    /// when written alone, as a policy variable: one lookup tells them.
+    pub fn value_flags(profile: &BuilderProfile) -> String {
+        let entries: Vec<String> = Self::roles(profile)
+            .iter()
+            .filter(|(flag, role)| {
+                ![REMOVE, TLS_VERIFY].contains(role)
+                    && flag.starts_with('-')
+                    && flag != "-"
+                    && !flag.contains('=')
+            })
+            .map(|(flag, _)| format!("{}: true", lit(flag)))
+            .collect();
+        format!("{{{}}}", entries.join(", "))
+    }
+
+    /// `configured` names executable `x` (see `names_executable`).
+    fn names_executable(configured: &str, x: &str) -> String {
+        if configured.contains('/') {
+            format!("{x} == {}", lit(configured))
+        } else {
+            format!(
+                "({x} == {} || {x}.endsWith({}))",
+                lit(configured),
+                lit(&format!("/{configured}"))
+            )
+        }
+    }
+
+    /// The index of the first profile that runs executable `x`, or -1.
+    fn profile_for_executable(&self, x: &str) -> String {
+        let mut chain = String::new();
+        for (index, profile) in self.rules.builders.iter().enumerate() {
+            if profile.executables.is_empty() {
+                continue;
+            }
+            let any: Vec<String> = profile
+                .executables
+                .iter()
+                .map(|e| Self::names_executable(e, x))
+                .collect();
+            chain.push_str(&format!("({}) ? {index} : ", any.join(" || ")));
+        }
+        format!("({chain}-1)")
+    }
+
+    /// The index of the first profile whose image `x` is, or -1.
+    fn profile_for_image(&self, x: &str) -> String {
+        let mut chain = String::new();
+        for (index, profile) in self.rules.builders.iter().enumerate() {
+            if profile.repositories.is_empty() {
+                continue;
+            }
+            let any: Vec<String> = profile
+                .repositories
+                .iter()
+                .map(|r| format!("{x}.matches({})", lit(&grammar::repository(r))))
+                .collect();
+            chain.push_str(&format!("({}) ? {index} : ", any.join(" || ")));
+        }
+        format!("({chain}-1)")
+    }
+}
