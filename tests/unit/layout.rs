@@ -1,5 +1,7 @@
-//! The module graph the README draws is the one the code has, and it has
-//! no cycle: each module uses only modules listed below it.
+//! The layout the README draws is the one the code has: every file of
+//! `src/` is listed with what it holds, none is over the size a newcomer can
+//! read at once, and the module graph has no cycle (each module uses only
+//! modules listed below it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -14,7 +16,7 @@ fn root() -> PathBuf {
 fn drawn() -> Vec<(String, BTreeSet<String>)> {
     let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
     let (_, after) = readme
-        .split_once("<!-- module graph: checked by tests/layout.rs -->\n```\n")
+        .split_once("<!-- module graph: checked by tests/unit/layout.rs -->\n```\n")
         .expect("the README's module graph");
     let (block, _) = after.split_once("```").expect("the end of the graph");
     block
@@ -96,5 +98,39 @@ fn each_module_uses_only_modules_below_it() {
             let below = order[i + 1..].iter().any(|(m, _)| m == used);
             assert!(below, "{module} uses {used}, which is not below it");
         }
+    }
+}
+
+/// A file of `src/`, as the README's tree names it.
+fn relative(path: &Path) -> String {
+    let relative = path.strip_prefix(root().join("src")).expect("under src");
+    relative.to_string_lossy().replace('\\', "/")
+}
+
+#[test]
+fn the_readme_lists_every_file_of_src() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let (_, after) = readme
+        .split_once("<!-- source tree: checked by tests/unit/layout.rs -->\n```\n")
+        .expect("the README's source tree");
+    let (block, _) = after.split_once("```").expect("the end of the tree");
+    let listed: BTreeSet<String> = block
+        .lines()
+        .map(|line| line.split_whitespace().next().expect("a path").to_owned())
+        .collect();
+    let mut paths = Vec::new();
+    files(&root().join("src"), &mut paths);
+    let there: BTreeSet<String> = paths.iter().map(|p| relative(p)).collect();
+    assert_eq!(listed, there);
+}
+
+#[test]
+fn no_file_is_a_wall() {
+    let mut paths = Vec::new();
+    files(&root().join("src"), &mut paths);
+    for path in paths {
+        let lines = std::fs::read_to_string(&path).expect("source").lines().count();
+        let limit = if relative(&path) == "main.rs" { 59 } else { 450 };
+        assert!(lines <= limit, "{} has {lines} lines, over {limit}", relative(&path));
     }
 }
