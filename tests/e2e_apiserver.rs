@@ -551,3 +551,54 @@ fn without_empty_objects(value: &Value) -> Value {
         other => other.clone(),
     }
 }
+
+/// A Job whose ServiceAccount carries `vendor-creds`: the stored template
+/// gets no list of ours, so the Pod the Job controller makes from it gets
+/// the ServiceAccount's from the ServiceAccount plugin, then ours at its own
+/// admission. Both pull secrets are there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_pods_keep_their_service_accounts_pull_secrets() {
+    let Some(binary) = harness() else { return };
+    let server = live_server::start().await;
+    let harness = Harness::webhook(binary, &server);
+    let job = json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "build", "namespace": "team"},
+        "spec": {"template": {"spec": {
+            "serviceAccountName": "builder",
+            "containers": [
+                {"name": "app", "image": "docker-registry.registry.svc:5000/team/app:1"},
+                {"name": "vendor", "image": "vendor.example/agent:2"}
+            ],
+            "restartPolicy": "Never"
+        }}}
+    });
+    let stored = tokio::task::block_in_place(|| harness.admit(Call::create(&job, "team")));
+    assert_eq!(stored.code, 0, "{}", stored.stderr);
+    let template = &stored.admitted["spec"]["template"]["spec"];
+    assert_eq!(
+        template["containers"][0]["image"],
+        "registry.k8s-lab.dev/team/app:1"
+    );
+    assert!(
+        objects::cluster::pull_secret_names(template).is_empty(),
+        "{template}"
+    );
+    assert!(
+        stored
+            .warnings
+            .iter()
+            .any(|w| w.contains("not added to the pod template")),
+        "{:?}",
+        stored.warnings
+    );
+
+    let mut pod = objects::cluster::pod_from_job(&stored.admitted);
+    objects::cluster::service_account_rule(&mut pod, &["vendor-creds"]);
+    let admitted = tokio::task::block_in_place(|| harness.admit(Call::create(&pod, "team")));
+    assert_eq!(admitted.code, 0, "{}", admitted.stderr);
+    assert_eq!(
+        objects::cluster::pull_secret_names(&admitted.admitted["spec"]),
+        ["vendor-creds", "registry-credentials"]
+    );
+}

@@ -151,6 +151,7 @@ pub fn mutate_parts(
             patch.ensure_pull_secrets(
                 spec.image_pull_secrets.as_deref(),
                 rules.image_pull_secrets(),
+                rules.is_kind_enabled("Pod"),
             );
         }
         patch.record_original_images(metadata);

@@ -47,6 +47,11 @@ impl PatchBuilder {
         }
     }
 
+    /// A pod template, not a Pod: the pod spec is not at `/spec`.
+    fn is_template(&self) -> bool {
+        self.pod_spec_path != ["spec"]
+    }
+
     fn pod_spec_pointer(&self, rest: &[&str]) -> PointerBuf {
         pointer(self.pod_spec_path.iter().chain(rest).copied())
     }
@@ -136,11 +141,16 @@ impl PatchBuilder {
     }
 
     /// Appends each configured secret that is not there yet; existing
-    /// entries keep their order.
+    /// entries keep their order. A pod template without the list is left
+    /// without it: the ServiceAccount admission plugin copies the
+    /// ServiceAccount's `imagePullSecrets` into a Pod only when the Pod has
+    /// none, so a list created here would keep them from every Pod the
+    /// template makes. Those Pods get ours at their own admission.
     pub fn ensure_pull_secrets(
         &mut self,
         existing: Option<&[SecretRefView<'_>]>,
         wanted: &[String],
+        pods_enabled: bool,
     ) {
         let missing: Vec<&String> = wanted
             .iter()
@@ -152,6 +162,20 @@ impl PatchBuilder {
             })
             .collect();
         if missing.is_empty() {
+            return;
+        }
+        if existing.is_none() && self.is_template() {
+            let names: Vec<&str> = missing.iter().map(|n| n.as_str()).collect();
+            let then = if pods_enabled {
+                "its Pods get it at their own admission, after their ServiceAccount's"
+            } else {
+                "enable the Pod kind so that its Pods get it at their own admission"
+            };
+            self.warn(format!(
+                "imagePullSecrets: {} not added to the pod template, which has none \
+                 (a list here would keep the ServiceAccount's from its Pods); {then}",
+                names.join(", ")
+            ));
             return;
         }
         for name in &missing {

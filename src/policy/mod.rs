@@ -383,9 +383,18 @@ impl Policy<'_> {
 
     /// `imagePullSecrets`: the missing names appended once an image is on a
     /// rewrite target. A list of map literals, never of `Object`s (a list
-    /// of `Object` initialisers panics the 1.36 plugin).
+    /// of `Object` initialisers panics the 1.36 plugin). Created only in a
+    /// Pod: in a pod template it would keep the ServiceAccount's secrets
+    /// from every Pod (see the engine's `ensure_pull_secrets`).
     fn pull_secrets(&self) -> String {
         let (spec, pointer) = self.spec();
+        let create = match self.workload.pod_spec_path {
+            ["spec"] => format!(
+                "[JSONPatch{{op: 'add', path: {}, value: xm.map(xn, {{'name': xn}})}}]",
+                lit(&format!("{pointer}/imagePullSecrets"))
+            ),
+            _ => "[]".to_owned(),
+        };
         let on_target = "variables.images.exists(xn, xn[1] == 't')";
         let missing = format!(
             "{}.filter(xn, !(has({spec}.imagePullSecrets) && {spec}.imagePullSecrets.exists(xs, has(xs.name) && xs.name == xn)))",
@@ -395,9 +404,8 @@ impl Policy<'_> {
             "!({on_target}) ? [] : [{missing}].map(xm, size(xm) == 0 ? [] : \
              has({spec}.imagePullSecrets) \
              ? xm.map(xn, JSONPatch{{op: 'add', path: {}, value: {{'name': xn}}}}) \
-             : [JSONPatch{{op: 'add', path: {}, value: xm.map(xn, {{'name': xn}})}}])[0]",
+             : {create})[0]",
             lit(&format!("{pointer}/imagePullSecrets/-")),
-            lit(&format!("{pointer}/imagePullSecrets")),
         )
     }
 }

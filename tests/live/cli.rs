@@ -466,7 +466,8 @@ fn a_table_audits_every_workload_kind() {
         "apiVersion": "v1",
         "items": [
             {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "team-a"},
-             "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "docker-registry.registry:5000/web:1"}]}}}},
+             "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "docker-registry.registry:5000/web:1"}],
+                                              "imagePullSecrets": [{"name": "vendor-creds"}]}}}},
             {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ok", "namespace": "team-b"},
              "spec": {"containers": [{"name": "ok", "image": "registry.k8s-lab.dev/ok:1"}], "imagePullSecrets": [{"name": "registry-credentials"}]}}
         ],

@@ -2,6 +2,7 @@
 //! engine run on an object with its patch applied, the rendered manifests.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod kustomize;
 pub mod tools;
 

@@ -197,16 +197,40 @@ fn jobs_are_rewritten_in_their_pod_template() {
             "restartPolicy": "Never"
         }}}
     });
-    let (admitted, _) = admit(&original, job());
+    let (admitted, mutation) = admit(&original, job());
     let spec = &admitted["spec"]["template"]["spec"];
     assert_eq!(spec["containers"][0]["image"], "registry.k8s-lab.dev/app:1");
-    assert_eq!(
-        spec["imagePullSecrets"],
-        json!([{"name": "registry-credentials"}])
+    // No list is created in a template: its Pods get ours at their own
+    // admission, after the ServiceAccount plugin has filled theirs.
+    assert!(spec.get("imagePullSecrets").is_none(), "{spec}");
+    assert!(
+        mutation.warnings.iter().any(|w| w
+            .starts_with("imagePullSecrets: registry-credentials not added to the pod template")),
+        "{:?}",
+        mutation.warnings
     );
     assert_eq!(admitted["metadata"]["annotations"]["a"], "b");
     assert!(admitted["metadata"]["annotations"][ORIGINAL_IMAGES_ANNOTATION].is_string());
     assert_only_rewritable_fields_changed(&original, &admitted);
+}
+
+/// A template that has a list gets ours appended; its Pods then arrive
+/// with that list, and the ServiceAccount plugin leaves it as it is.
+#[test]
+fn a_template_with_pull_secrets_gets_ours_appended() {
+    let original = json!({
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+        "spec": {"template": {"spec": {
+            "containers": [{"name": "c", "image": "docker-registry.registry:5000/app:1"}],
+            "imagePullSecrets": [{"name": "vendor-creds"}],
+            "restartPolicy": "Never"
+        }}}
+    });
+    let (admitted, _) = admit(&original, job());
+    assert_eq!(
+        admitted["spec"]["template"]["spec"]["imagePullSecrets"],
+        json!([{"name": "vendor-creds"}, {"name": "registry-credentials"}])
+    );
 }
 
 #[test]
