@@ -3,7 +3,9 @@
 
 use super::errors::{ConfigError, Problem};
 use super::{error, BuilderSpec, ConfigFile, LegacyKaniko, RewriteRuleSpec, Unknown, WrapperSpec};
-use crate::engine::rules::{BuilderProfile, FlagRoles, RewriteRule, Rules, Wrapper};
+use crate::engine::rules::{
+    BuilderProfile, CredentialSpec, FlagRoles, RewriteRule, Rules, Wrapper,
+};
 use crate::engine::WORKLOADS;
 use crate::reference::{ImageRef, Location, Repository};
 
@@ -228,6 +230,9 @@ fn compile_profile(spec: &BuilderSpec, field: &str) -> Result<BuilderProfile, Co
         }
     }
     check_flag_roles(&spec.flags, field)?;
+    if let Some(credentials) = &spec.credentials {
+        check_credentials(credentials, &format!("{field}.credentials"))?;
+    }
     Ok(BuilderProfile {
         name: spec.name.clone(),
         repositories,
@@ -235,7 +240,51 @@ fn compile_profile(spec: &BuilderSpec, field: &str) -> Result<BuilderProfile, Co
         subcommands: spec.subcommands.clone(),
         image_arguments: spec.image_arguments.clone(),
         flags: spec.flags.clone(),
+        credentials: spec.credentials.clone(),
     })
+}
+
+/// Absolute paths, variable names, and flag names.
+fn check_credentials(spec: &CredentialSpec, field: &str) -> Result<(), ConfigError> {
+    let absolute = |path: &str| path.starts_with('/') && !path.contains("//") && path.len() > 1;
+    if !absolute(&spec.mount_path) || spec.mount_path.contains('*') {
+        return Err(error(
+            format!("{field}.mountPath"),
+            Problem::NotAnAbsolutePath(spec.mount_path.clone()),
+        ));
+    }
+    for (i, path) in spec.own_paths.iter().enumerate() {
+        if !absolute(path) {
+            return Err(error(
+                format!("{field}.ownPaths[{i}]"),
+                Problem::NotAnAbsolutePath(path.clone()),
+            ));
+        }
+    }
+    let variables = spec.env.iter().map(|e| ("env.name", &e.name));
+    let lists = [("ownEnv", &spec.own_env), ("unsafeEnv", &spec.unsafe_env)];
+    let listed = lists.iter().flat_map(|(key, names)| {
+        names
+            .iter()
+            .enumerate()
+            .map(move |(i, n)| (format!("{key}[{i}]"), n))
+    });
+    for (key, name) in variables.map(|(k, n)| (k.to_owned(), n)).chain(listed) {
+        let valid = !name.is_empty()
+            && name.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.' || b == b'*'
+            });
+        if !valid {
+            return Err(error(
+                format!("{field}.{key}"),
+                Problem::VariableName(name.clone()),
+            ));
+        }
+    }
+    check_flags(&[
+        (format!("{field}.ownFlags"), &spec.own_flags),
+        (format!("{field}.unsafeFlags"), &spec.unsafe_flags),
+    ])
 }
 
 fn compile_wrapper(spec: &WrapperSpec, field: &str) -> Result<Wrapper, ConfigError> {

@@ -62,6 +62,10 @@ pub enum Problem {
     Unrecognisable,
     #[error("{0:?} is not one of the subcommands")]
     NotASubcommand(String),
+    #[error("{0:?} is not an absolute path")]
+    NotAnAbsolutePath(String),
+    #[error("{0:?} is not an environment variable name")]
+    VariableName(String),
     #[error("no builder profile named kaniko to apply it to")]
     NoKanikoProfile,
 }

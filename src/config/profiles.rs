@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::rules::FlagRoles;
+use crate::engine::rules::{CredentialEnv, CredentialSpec, EnvValue, FlagRoles};
 
 /// How one image builder is recognised, and what its arguments mean.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +31,9 @@ pub struct BuilderSpec {
     /// What each flag means, written beside the keys above.
     #[serde(flatten)]
     pub flags: FlagRoles,
+    /// How the builder reads a registry credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialSpec>,
     /// Keys that are none of the above, refused when the file is checked
     /// (serde cannot deny unknown keys beside a flattened struct).
     #[serde(flatten, skip_serializing)]
@@ -78,13 +81,17 @@ pub fn kaniko() -> BuilderSpec {
             // Chainguard's maintained fork.
             "cgr.dev/chainguard/kaniko",
             "cgr.dev/chainguard/kaniko-fips",
-            // The osscontainertools community fork.
+            // The osscontainertools community fork, published under both names.
+            "ghcr.io/osscontainertools/kaniko",
             "docker.io/martizih/kaniko",
+            // The community build of Chainguard's fork.
+            "ghcr.io/kaniko-build/dist/chainguard-dev-kaniko/executor",
         ]),
         executables: strings(&["/kaniko/executor"]),
         subcommands: Vec::new(),
         image_arguments: Vec::new(),
         unknown: Unknown::new(),
+        credentials: Some(kaniko_credentials()),
         flags: FlagRoles {
             value_flags: strings(&[
                 "--build-arg",
@@ -147,6 +154,7 @@ pub fn buildkit() -> BuilderSpec {
         subcommands: strings(&["build", "b"]),
         image_arguments: Vec::new(),
         unknown: Unknown::new(),
+        credentials: Some(buildkit_credentials()),
         flags: FlagRoles {
             value_flags: strings(&[
                 // Global flags.
@@ -207,6 +215,7 @@ pub fn buildah() -> BuilderSpec {
         ]),
         image_arguments: strings(&["push", "pull", "from"]),
         unknown: Unknown::new(),
+        credentials: Some(buildah_credentials()),
         flags: FlagRoles {
             value_flags: strings(&[
                 // Global flags.
@@ -295,6 +304,89 @@ pub fn buildah() -> BuilderSpec {
             tls_verify_flag: Some("--tls-verify".into()),
             registry_map_flag: None,
         },
+    }
+}
+
+/// Where the Secret goes for builders whose image has no place of its own
+/// for it: a directory of its own, so it shadows nothing in the image.
+const MOUNT_PATH: &str = "/var/run/secrets/registry-rewriter";
+
+/// Variables through which any of the builders below reads a credential.
+const CREDENTIAL_ENV: &[&str] = &["DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "DOCKER_AUTH_CONFIG"];
+
+/// Kaniko reads `$DOCKER_CONFIG/config.json`, and its image sets
+/// `DOCKER_CONFIG=/kaniko/.docker/` (an empty directory in the image); the
+/// executor falls back to `/kaniko/.docker/config.json` too
+/// (GoogleContainerTools/kaniko deploy/Dockerfile, pkg/util/gcr_util.go).
+/// So the Secret goes there, with no variable. `--kaniko-dir` (or
+/// `KANIKO_DIR`) copies `/kaniko` away and removes it, which a read-only
+/// mount inside it would make fail (cmd/executor/cmd/root.go,
+/// checkKanikoDir). The osscontainertools fork also reads
+/// `DOCKER_AUTH_CONFIG` and `KANIKO_<REGISTRY>_USER`/`_PASSWORD`
+/// (pkg/creds).
+fn kaniko_credentials() -> CredentialSpec {
+    let mut own_env = strings(CREDENTIAL_ENV);
+    own_env.push("KANIKO_*_USER".into());
+    CredentialSpec {
+        mount_path: "/kaniko/.docker".into(),
+        env: None,
+        own_env,
+        own_paths: strings(&["/kaniko/.docker/config.json"]),
+        own_flags: Vec::new(),
+        unsafe_env: strings(&["KANIKO_DIR"]),
+        unsafe_flags: strings(&["--kaniko-dir"]),
+    }
+}
+
+/// buildctl reads `$DOCKER_CONFIG/config.json`, else
+/// `~/.docker/config.json` (docker/cli's config.Dir, which buildctl's
+/// `authprovider` loads); moby/buildkit's images run as root or, rootless,
+/// as `user` with `HOME=/home/user`.
+fn buildkit_credentials() -> CredentialSpec {
+    CredentialSpec {
+        mount_path: MOUNT_PATH.into(),
+        env: Some(CredentialEnv {
+            name: "DOCKER_CONFIG".into(),
+            value: EnvValue::Directory,
+        }),
+        own_env: strings(CREDENTIAL_ENV),
+        own_paths: strings(&["/root/.docker/config.json", "/home/*/.docker/config.json"]),
+        own_flags: Vec::new(),
+        unsafe_env: Vec::new(),
+        unsafe_flags: Vec::new(),
+    }
+}
+
+/// Buildah reads `--authfile` (default `REGISTRY_AUTH_FILE`), else
+/// `${XDG_RUNTIME_DIR}/containers/auth.json` or `/run/containers/<uid>/auth.json`,
+/// `${XDG_CONFIG_HOME:-~/.config}/containers/auth.json`,
+/// `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, and
+/// `~/.dockercfg` (containers/image pkg/docker/config/config.go,
+/// getAuthFilePaths); `--creds` gives one directly. `REGISTRY_AUTH_FILE`
+/// points it at the mounted file alone.
+fn buildah_credentials() -> CredentialSpec {
+    let mut own_env = strings(CREDENTIAL_ENV);
+    own_env.extend(strings(&["XDG_RUNTIME_DIR", "XDG_CONFIG_HOME"]));
+    CredentialSpec {
+        mount_path: MOUNT_PATH.into(),
+        env: Some(CredentialEnv {
+            name: "REGISTRY_AUTH_FILE".into(),
+            value: EnvValue::File,
+        }),
+        own_env,
+        own_paths: strings(&[
+            "/run/containers/*/auth.json",
+            "/run/user/*/containers/auth.json",
+            "/root/.config/containers/auth.json",
+            "/home/*/.config/containers/auth.json",
+            "/root/.docker/config.json",
+            "/home/*/.docker/config.json",
+            "/root/.dockercfg",
+            "/home/*/.dockercfg",
+        ]),
+        own_flags: strings(&["--authfile", "--creds"]),
+        unsafe_env: Vec::new(),
+        unsafe_flags: Vec::new(),
     }
 }
 

@@ -11,6 +11,8 @@ pub enum ChangeKind {
     BuildFlagRemoved,
     RegistryMap,
     ImagePullSecret,
+    /// The pull secret mounted where a builder reads its credential.
+    BuildCredential,
 }
 
 impl ChangeKind {
@@ -21,6 +23,7 @@ impl ChangeKind {
             ChangeKind::BuildFlagRemoved => "build_flag_removed",
             ChangeKind::RegistryMap => "registry_map",
             ChangeKind::ImagePullSecret => "image_pull_secret",
+            ChangeKind::BuildCredential => "build_credential",
         }
     }
 }

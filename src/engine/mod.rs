@@ -3,6 +3,7 @@
 //! It does no I/O, never panics, and never re-serialises the object.
 
 mod builders;
+mod credentials;
 mod explain;
 mod patch;
 pub mod rules;
@@ -104,6 +105,7 @@ pub fn mutate_parts(
 
     let mut patch = PatchBuilder::new(workload.pod_spec_path);
     let mut on_target_registry = false;
+    let mut builds = Vec::new();
     let lists: [(&str, &Option<Vec<ContainerView>>); 3] = [
         ("containers", &spec.containers),
         ("initContainers", &spec.init_containers),
@@ -142,9 +144,16 @@ pub fn mutate_parts(
                 .map(|text| (text, ImageRef::parse(text)));
             on_target_registry |= rewrite_image(&at, image.as_ref(), rules, &mut patch);
             let image = image.as_ref().and_then(|(_, parsed)| parsed.as_ref().ok());
-            builders::rewrite(&at, container, image, rules, &mut patch);
+            if let Some(build) = builders::rewrite(&at, container, image, rules, &mut patch) {
+                builds.push(credentials::Site {
+                    at,
+                    container,
+                    build,
+                });
+            }
         }
     }
+    credentials::provide(&builds, spec, rules, &mut patch);
 
     if matches!(scope, Scope::Create) {
         if on_target_registry {

@@ -140,6 +140,44 @@ impl PatchBuilder {
         }
     }
 
+    /// Appends `value` to a list of the pod spec, creating the list when
+    /// it is absent.
+    pub fn append_to_pod_spec(&mut self, field: &str, list_exists: bool, value: Value) {
+        let operation = match list_exists {
+            true => AddOperation {
+                path: self.pod_spec_pointer(&[field, "-"]),
+                value,
+            },
+            false => AddOperation {
+                path: self.pod_spec_pointer(&[field]),
+                value: Value::Array(vec![value]),
+            },
+        };
+        self.operations.push(PatchOperation::Add(operation));
+    }
+
+    /// Appends `value` to a list of a container, creating the list when it
+    /// is absent.
+    pub fn append_to_container(
+        &mut self,
+        at: &ContainerAt<'_>,
+        field: &str,
+        list_exists: bool,
+        value: Value,
+    ) {
+        let operation = match list_exists {
+            true => AddOperation {
+                path: self.container_pointer(at, &[field, "-"]),
+                value,
+            },
+            false => AddOperation {
+                path: self.container_pointer(at, &[field]),
+                value: Value::Array(vec![value]),
+            },
+        };
+        self.operations.push(PatchOperation::Add(operation));
+    }
+
     /// Appends each configured secret that is not there yet; existing
     /// entries keep their order. A pod template without the list is left
     /// without it: the ServiceAccount admission plugin copies the

@@ -67,6 +67,75 @@ pub struct BuilderProfile {
     pub subcommands: Vec<String>,
     pub image_arguments: Vec<String>,
     pub flags: FlagRoles,
+    /// How the builder reads a registry credential; none: it gets none.
+    pub credentials: Option<CredentialSpec>,
+}
+
+/// How a builder reads its registry credential, so that a build moved to
+/// the HTTPS registry gets the pull secret there, and how to tell that a
+/// container brings its own. The configuration file writes it as a
+/// profile's `credentials`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CredentialSpec {
+    /// The directory the Secret is mounted at, read-only, holding
+    /// `config.json` (the Secret's `.dockerconfigjson`).
+    pub mount_path: String,
+    /// The variable that points the builder there, when its image does not
+    /// already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<CredentialEnv>,
+    /// Variables that give the builder a credential of the container's own
+    /// (`*` stands for any text).
+    #[serde(default)]
+    pub own_env: Vec<String>,
+    /// Files the builder reads credentials from: a volume mounted at or
+    /// above one is the container's own credential (`*` stands for one
+    /// path component).
+    #[serde(default)]
+    pub own_paths: Vec<String>,
+    /// Flags that give the builder a credential of its own.
+    #[serde(default)]
+    pub own_flags: Vec<String>,
+    /// Variables and flags with which the mount could break the build, so
+    /// the container is left as it is (Kaniko's `--kaniko-dir` removes
+    /// `/kaniko` and everything mounted in it).
+    #[serde(default)]
+    pub unsafe_env: Vec<String>,
+    #[serde(default)]
+    pub unsafe_flags: Vec<String>,
+}
+
+/// `DOCKER_CONFIG=<the directory>` or `REGISTRY_AUTH_FILE=<the file>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CredentialEnv {
+    pub name: String,
+    pub value: EnvValue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EnvValue {
+    /// The directory that holds `config.json`.
+    Directory,
+    /// `config.json` itself.
+    File,
+}
+
+/// The file the Secret's `.dockerconfigjson` is written to in the mount.
+pub const CREDENTIAL_FILE: &str = "config.json";
+
+impl CredentialSpec {
+    /// The variable's value, when the builder needs one.
+    pub fn env_value(&self) -> Option<(&str, String)> {
+        let env = self.env.as_ref()?;
+        let value = match env.value {
+            EnvValue::Directory => self.mount_path.clone(),
+            EnvValue::File => format!("{}/{CREDENTIAL_FILE}", self.mount_path),
+        };
+        Some((&env.name, value))
+    }
 }
 
 /// What a builder's flags mean: one list per role. The configuration file

@@ -9,6 +9,7 @@ use std::marker::PhantomData;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 /// A JSON string, borrowed when it has no escapes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -89,6 +90,9 @@ pub struct PodSpecView<'a> {
     pub ephemeral_containers: Option<Vec<ContainerView<'a>>>,
     #[serde(borrow, default, deserialize_with = "objects")]
     pub image_pull_secrets: Option<Vec<SecretRefView<'a>>>,
+    /// Kept as text, and read only when a builder gets a credential.
+    #[serde(borrow, default)]
+    pub volumes: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "object")]
     template: Option<Box<TemplateView<'a>>>,
     #[serde(borrow, default, deserialize_with = "object")]
@@ -103,7 +107,7 @@ struct TemplateView<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(expecting = "a container object")]
+#[serde(rename_all = "camelCase", expecting = "a container object")]
 pub struct ContainerView<'a> {
     #[serde(borrow, default)]
     pub name: Option<JsonStr<'a>>,
@@ -113,6 +117,13 @@ pub struct ContainerView<'a> {
     pub command: Option<Vec<JsonStr<'a>>>,
     #[serde(borrow, default)]
     pub args: Option<Vec<JsonStr<'a>>>,
+    /// Kept as text, and read only for a builder that gets a credential.
+    #[serde(borrow, default)]
+    pub env: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub env_from: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub volume_mounts: Option<&'a RawValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -173,12 +173,23 @@ pub fn without_rewritable_fields(object: &Value) -> Value {
             continue;
         };
         spec.remove("imagePullSecrets");
+        without_ours(spec, "volumes", |v| {
+            v["name"].as_str().is_some_and(is_credential_volume)
+        });
         for list in ["containers", "initContainers", "ephemeralContainers"] {
             if let Some(Value::Array(containers)) = spec.get_mut(list) {
                 for container in containers.iter_mut().filter_map(Value::as_object_mut) {
                     container.remove("image");
                     container.remove("args");
                     container.remove("command");
+                    without_ours(container, "volumeMounts", |m| {
+                        m["name"].as_str().is_some_and(is_credential_volume)
+                    });
+                    without_ours(container, "env", |e| {
+                        e["value"]
+                            .as_str()
+                            .is_some_and(|v| v.starts_with(CREDENTIAL_MOUNT))
+                    });
                 }
             }
         }
@@ -186,10 +197,34 @@ pub fn without_rewritable_fields(object: &Value) -> Value {
     object
 }
 
+/// The build credential's volume, as the engine names it.
+pub fn is_credential_volume(name: &str) -> bool {
+    name.starts_with("registry-rewriter-credentials")
+}
+
+/// Where the build credential is mounted for builders whose image has no
+/// place of its own.
+pub const CREDENTIAL_MOUNT: &str = "/var/run/secrets/registry-rewriter";
+
+/// Drops the items of `field` that `ours` says we added, and the list if
+/// nothing else is in it.
+fn without_ours(
+    object: &mut serde_json::Map<String, Value>,
+    field: &str,
+    ours: impl Fn(&Value) -> bool,
+) {
+    if let Some(Value::Array(items)) = object.get_mut(field) {
+        items.retain(|item| !ours(item));
+        if items.is_empty() {
+            object.remove(field);
+        }
+    }
+}
+
 pub fn assert_only_rewritable_fields_changed(before: &Value, after: &Value) {
     assert_eq!(
         without_rewritable_fields(before),
         without_rewritable_fields(after),
-        "a field other than image, args, command, imagePullSecrets or our annotation changed"
+        "a field other than image, args, command, imagePullSecrets, the build credential or our annotation changed"
     );
 }

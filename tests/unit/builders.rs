@@ -127,6 +127,7 @@ fn buildkit_lines_name_the_builder() {
         [
             "containers[build].args (buildkit): --output name=docker-registry.registry:5000/a:1 -> name=registry.k8s-lab.dev/a:1",
             "containers[build].args (buildkit): --output: removed registry.insecure=true (the registry is now reached over HTTPS)",
+            "containers[build] (buildkit): added registry-credentials at /var/run/secrets/registry-rewriter and DOCKER_CONFIG=/var/run/secrets/registry-rewriter (its builder reads the registry credential there)",
         ]
     );
 }
@@ -232,6 +233,7 @@ fn buildah_bud_keeps_tls_verify_with_a_warning() {
         lines,
         [
             "containers[build].args (buildah): -t docker-registry.registry:5000/team/app:v1 -> registry.k8s-lab.dev/team/app:v1",
+            "containers[build] (buildah): added registry-credentials at /var/run/secrets/registry-rewriter and REGISTRY_AUTH_FILE=/var/run/secrets/registry-rewriter/config.json (its builder reads the registry credential there)",
             "warning: containers[build].args (buildah): kept --tls-verify=false: the command also reaches images that are not on the HTTPS registry (such as the base images of a Containerfile, which the webhook cannot see)",
         ]
     );
@@ -480,7 +482,14 @@ fn a_job_template_is_rewritten_too() {
         ["push", "app", "docker://registry.k8s-lab.dev/a:1"]
     );
     let kinds: Vec<ChangeKind> = mutation.changes.iter().map(|c| c.kind).collect();
-    assert_eq!(kinds, [ChangeKind::BuildArg, ChangeKind::BuildFlagRemoved]);
+    assert_eq!(
+        kinds,
+        [
+            ChangeKind::BuildArg,
+            ChangeKind::BuildFlagRemoved,
+            ChangeKind::BuildCredential
+        ]
+    );
 }
 
 #[test]

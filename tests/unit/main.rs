@@ -6,6 +6,7 @@
 mod objects;
 
 mod builders;
+mod credentials;
 mod engine;
 mod fuzz_regressions;
 mod layout;

@@ -41,16 +41,24 @@ struct Program<'a> {
     insert_at: InsertAt,
 }
 
-pub(crate) fn rewrite(
+/// A build found in a container, as it is after its rewrite: what the
+/// credential step needs to know of it.
+pub(crate) struct Build<'r> {
+    pub profile: &'r BuilderProfile,
+    /// It pushes to, caches in or pulls from a rewrite target.
+    pub reaches_target: bool,
+    /// The flags its arguments hold.
+    pub flags: Vec<String>,
+}
+
+pub(crate) fn rewrite<'r>(
     at: &ContainerAt<'_>,
     container: &ContainerView<'_>,
     image: Option<&ImageRef<'_>>,
-    rules: &Rules,
+    rules: &'r Rules,
     patch: &mut PatchBuilder,
-) {
-    let Some(invocation) = find(at, container, image, rules, patch) else {
-        return;
-    };
+) -> Option<Build<'r>> {
+    let invocation = find(at, container, image, rules, patch)?;
     let mut run = Run {
         at,
         profile: invocation.profile,
@@ -60,24 +68,34 @@ pub(crate) fn rewrite(
         edits: Edits::default(),
         changed: false,
         pushes_to_target: false,
+        reaches_target: false,
+        flags_seen: Vec::new(),
         mapped: Vec::new(),
         fields: [None, None],
     };
     run.rewrite();
     let (list, index) = invocation.insert_at;
     let mut edits = run.edits;
+    let mut maps_added = false;
     if run.changed || run.pushes_to_target {
         let maps = registry_maps(at, run.profile, &run.mapped, list, rules, run.patch);
+        maps_added = !maps.is_empty();
         let list_edits = edits.list(list);
         list_edits.appended = maps;
         list_edits.insert_before = index;
     }
+    let build = Build {
+        profile: run.profile,
+        reaches_target: run.pushes_to_target || run.reaches_target || maps_added,
+        flags: run.flags_seen.iter().map(|f| (*f).to_owned()).collect(),
+    };
     if !edits.command.is_empty() {
         patch.edit_list(at, "command", true, std::mem::take(&mut edits.command));
     }
     if !edits.args.is_empty() {
         patch.edit_list(at, "args", container.args.is_some(), edits.args);
     }
+    Some(build)
 }
 
 /// Finds the builder a container runs, if any. A builder's image running

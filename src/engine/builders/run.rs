@@ -22,6 +22,10 @@ pub(super) struct Run<'x, 'a, 'r> {
     pub(super) changed: bool,
     /// An image the build pushes names a rewrite target.
     pub(super) pushes_to_target: bool,
+    /// An image argument names a rewrite target (`buildah push`, `pull`, `from`).
+    pub(super) reaches_target: bool,
+    /// Every flag the walk read, for the credential step.
+    pub(super) flags_seen: Vec<&'a str>,
     /// Registries the build already maps (`--registry-map` keys).
     pub(super) mapped: Vec<&'a str>,
     /// `field()` for `command` and `args`, once each.
@@ -84,6 +88,13 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
 
     pub(super) fn rewrite(&mut self) {
         let items = walk(self.args, |name| self.takes_value(name));
+        self.flags_seen = items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Flag(flag) => Some(flag.name),
+                Item::Positional(_) => None,
+            })
+            .collect();
         let subcommand = self.subcommand(&items);
         if !self.profile.subcommands.is_empty() && subcommand.is_none() {
             return;
@@ -127,6 +138,7 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
             let images = positionals.get(1..).unwrap_or_default();
             for (i, at) in images.iter().enumerate() {
                 let on_target = self.rewrite_image_argument(subcommand, *at);
+                self.reaches_target |= on_target;
                 if i + 1 == images.len() {
                     reaches_only_https = on_target;
                 }
