@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 mod compile;
+mod credentials;
 mod errors;
 mod profiles;
 

@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::rules::{CredentialEnv, CredentialSpec, EnvValue, FlagRoles};
+use super::credentials::{buildah_credentials, buildkit_credentials, kaniko_credentials};
+use crate::engine::rules::{CredentialSpec, FlagRoles};
 
 /// How one image builder is recognised, and what its arguments mean.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,23 +95,24 @@ pub fn kaniko() -> BuilderSpec {
         credentials: Some(kaniko_credentials()),
         flags: FlagRoles {
             value_flags: strings(&[
+                "--annotation",
+                "--bucket",
                 "--build-arg",
-                "--cache-copy-layers",
                 "--cache-dir",
                 "--cache-ttl",
                 "--compression",
                 "--compression-level",
                 "--context",
-                "-c",
                 "--context-sub-path",
+                "--credential-helpers",
                 "--custom-platform",
                 "--customPlatform",
                 "--digest-file",
                 "--dockerfile",
-                "-f",
                 "--git",
                 "--ignore-path",
                 "--image-download-retry",
+                "--image-format",
                 "--image-fs-extract-retry",
                 "--image-name-tag-with-digest-file",
                 "--image-name-with-digest-file",
@@ -121,11 +123,16 @@ pub fn kaniko() -> BuilderSpec {
                 "--push-retry",
                 "--registry-certificate",
                 "--registry-client-cert",
+                "--secret",
                 "--snapshot-mode",
                 "--snapshotMode",
                 "--tar-path",
+                "--tarPath",
                 "--target",
                 "--verbosity",
+                "-b",
+                "-c",
+                "-f",
                 "-v",
             ]),
             image_flags: strings(&["--destination", "-d", "--cache-repo"]),
@@ -157,29 +164,28 @@ pub fn buildkit() -> BuilderSpec {
         credentials: Some(buildkit_credentials()),
         flags: FlagRoles {
             value_flags: strings(&[
-                // Global flags.
                 "--addr",
-                "--log-format",
-                "--tlsservername",
-                "--tlscacert",
-                "--tlscert",
-                "--tlskey",
-                "--tlsdir",
-                "--timeout",
-                // `build`.
-                "--progress",
-                "--trace",
-                "--local",
-                "--oci-layout",
-                "--frontend",
-                "--opt",
-                "--secret",
                 "--allow",
-                "--ssh",
+                "--debug-json-cache-metrics",
+                "--frontend",
+                "--local",
+                "--log-format",
                 "--metadata-file",
-                "--source-policy-file",
+                "--oci-layout",
+                "--opt",
+                "--progress",
                 "--ref-file",
                 "--registry-auth-tlscontext",
+                "--secret",
+                "--source-policy-file",
+                "--ssh",
+                "--timeout",
+                "--tlscacert",
+                "--tlscert",
+                "--tlsdir",
+                "--tlskey",
+                "--tlsservername",
+                "--trace",
             ]),
             image_flags: Vec::new(),
             location_flags: Vec::new(),
@@ -218,83 +224,117 @@ pub fn buildah() -> BuilderSpec {
         credentials: Some(buildah_credentials()),
         flags: FlagRoles {
             value_flags: strings(&[
-                // Global flags.
-                "--cgroup-manager",
-                "--log-level",
-                "--registries-conf",
-                "--registries-conf-dir",
-                "--root",
-                "--runroot",
-                "--storage-driver",
-                "--storage-opt",
-                "--userns-uid-map",
-                "--userns-gid-map",
-                "--short-name-alias-conf",
-                "--cpu-profile",
-                "--memory-profile",
-                // push, pull and from.
-                "--authfile",
-                "--cert-dir",
-                "--creds",
-                "--digestfile",
-                "--encryption-key",
-                "--decryption-key",
-                "--format",
-                "-f",
-                "--compression-format",
-                "--compression-level",
-                "--retry",
-                "--retry-delay",
-                "--sign-by",
-                "--signature-policy",
-                "--encrypt-layer",
+                "--add-host",
+                "--annotation",
                 "--arch",
-                "--os",
-                "--variant",
-                "--platform",
-                "--policy",
-                "--name",
-                // bud and build.
-                "--file",
+                "--authfile",
+                "--blob-cache",
                 "--build-arg",
                 "--build-arg-file",
-                "--target",
-                "--label",
-                "--annotation",
-                "--isolation",
-                "--jobs",
-                "--network",
-                "--secret",
-                "--ssh",
-                "--volume",
-                "-v",
-                "--iidfile",
+                "--build-context",
                 "--cache-ttl",
-                "--logfile",
-                "--manifest",
-                "--output",
-                "-o",
-                "--timestamp",
-                "--ulimit",
-                "--userns",
-                "--security-opt",
-                "--shm-size",
-                "--memory",
-                "-m",
-                "--env",
-                "--device",
-                "--dns",
-                "--add-host",
                 "--cap-add",
                 "--cap-drop",
+                "--cdi-config-dir",
+                "--cert-dir",
+                "--cgroup-manager",
                 "--cgroup-parent",
                 "--cgroupns",
                 "--cidfile",
+                "--compression-format",
+                "--compression-level",
+                "--cpp-flag",
                 "--cpu-period",
+                "--cpu-profile",
                 "--cpu-quota",
                 "--cpu-shares",
                 "--cpuset-cpus",
                 "--cpuset-mems",
+                "--creds",
+                "--cw",
+                "--decryption-key",
+                "--default-mounts-file",
+                "--device",
+                "--digestfile",
+                "--dns",
+                "--dns-option",
+                "--dns-search",
+                "--encryption-key",
+                "--env",
+                "--file",
+                "--format",
+                "--group-add",
+                "--hooks-dir",
+                "--ignorefile",
+                "--iidfile",
+                "--iidfile-raw",
+                "--imagestore",
+                "--isolation",
+                "--jobs",
+                "--label",
+                "--layer-label",
+                "--logfile",
+                "--loglevel",
+                "--manifest",
+                "--memory",
+                "--memory-profile",
+                "--memory-swap",
+                "--metadata-file",
+                "--mount",
+                "--name",
+                "--os",
+                "--os-feature",
+                "--os-version",
+                "--output",
+                "--platform",
+                "--policy",
+                "--registries-conf",
+                "--registries-conf-dir",
+                "--retry",
+                "--retry-delay",
+                "--root",
+                "--runroot",
+                "--runtime",
+                "--runtime-flag",
+                "--rusage-logfile",
+                "--sbom",
+                "--sbom-image-output",
+                "--sbom-image-purl-output",
+                "--sbom-merge-strategy",
+                "--sbom-output",
+                "--sbom-purl-output",
+                "--sbom-scanner-command",
+                "--sbom-scanner-image",
+                "--secret",
+                "--security-opt",
+                "--shm-size",
+                "--short-name-alias-conf",
+                "--sign-by",
+                "--signature-policy",
+                "--source-date-epoch",
+                "--source-policy-file",
+                "--ssh",
+                "--storage-driver",
+                "--storage-opt",
+                "--suffix",
+                "--target",
+                "--timestamp",
+                "--ulimit",
+                "--unsetannotation",
+                "--unsetenv",
+                "--unsetlabel",
+                "--userns",
+                "--userns-gid-map",
+                "--userns-gid-map-group",
+                "--userns-uid-map",
+                "--userns-uid-map-user",
+                "--variant",
+                "--volume",
+                "-c",
+                "-f",
+                "-m",
+                "-o",
+                "-v",
             ]),
             image_flags: strings(&["--tag", "-t", "--from", "--cache-from", "--cache-to"]),
             location_flags: Vec::new(),
@@ -304,89 +344,6 @@ pub fn buildah() -> BuilderSpec {
             tls_verify_flag: Some("--tls-verify".into()),
             registry_map_flag: None,
         },
-    }
-}
-
-/// Where the Secret goes for builders whose image has no place of its own
-/// for it: a directory of its own, so it shadows nothing in the image.
-const MOUNT_PATH: &str = "/var/run/secrets/registry-rewriter";
-
-/// Variables through which any of the builders below reads a credential.
-const CREDENTIAL_ENV: &[&str] = &["DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "DOCKER_AUTH_CONFIG"];
-
-/// Kaniko reads `$DOCKER_CONFIG/config.json`, and its image sets
-/// `DOCKER_CONFIG=/kaniko/.docker/` (an empty directory in the image); the
-/// executor falls back to `/kaniko/.docker/config.json` too
-/// (GoogleContainerTools/kaniko deploy/Dockerfile, pkg/util/gcr_util.go).
-/// So the Secret goes there, with no variable. `--kaniko-dir` (or
-/// `KANIKO_DIR`) copies `/kaniko` away and removes it, which a read-only
-/// mount inside it would make fail (cmd/executor/cmd/root.go,
-/// checkKanikoDir). The osscontainertools fork also reads
-/// `DOCKER_AUTH_CONFIG` and `KANIKO_<REGISTRY>_USER`/`_PASSWORD`
-/// (pkg/creds).
-fn kaniko_credentials() -> CredentialSpec {
-    let mut own_env = strings(CREDENTIAL_ENV);
-    own_env.push("KANIKO_*_USER".into());
-    CredentialSpec {
-        mount_path: "/kaniko/.docker".into(),
-        env: None,
-        own_env,
-        own_paths: strings(&["/kaniko/.docker/config.json"]),
-        own_flags: Vec::new(),
-        unsafe_env: strings(&["KANIKO_DIR"]),
-        unsafe_flags: strings(&["--kaniko-dir"]),
-    }
-}
-
-/// buildctl reads `$DOCKER_CONFIG/config.json`, else
-/// `~/.docker/config.json` (docker/cli's config.Dir, which buildctl's
-/// `authprovider` loads); moby/buildkit's images run as root or, rootless,
-/// as `user` with `HOME=/home/user`.
-fn buildkit_credentials() -> CredentialSpec {
-    CredentialSpec {
-        mount_path: MOUNT_PATH.into(),
-        env: Some(CredentialEnv {
-            name: "DOCKER_CONFIG".into(),
-            value: EnvValue::Directory,
-        }),
-        own_env: strings(CREDENTIAL_ENV),
-        own_paths: strings(&["/root/.docker/config.json", "/home/*/.docker/config.json"]),
-        own_flags: Vec::new(),
-        unsafe_env: Vec::new(),
-        unsafe_flags: Vec::new(),
-    }
-}
-
-/// Buildah reads `--authfile` (default `REGISTRY_AUTH_FILE`), else
-/// `${XDG_RUNTIME_DIR}/containers/auth.json` or `/run/containers/<uid>/auth.json`,
-/// `${XDG_CONFIG_HOME:-~/.config}/containers/auth.json`,
-/// `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, and
-/// `~/.dockercfg` (containers/image pkg/docker/config/config.go,
-/// getAuthFilePaths); `--creds` gives one directly. `REGISTRY_AUTH_FILE`
-/// points it at the mounted file alone.
-fn buildah_credentials() -> CredentialSpec {
-    let mut own_env = strings(CREDENTIAL_ENV);
-    own_env.extend(strings(&["XDG_RUNTIME_DIR", "XDG_CONFIG_HOME"]));
-    CredentialSpec {
-        mount_path: MOUNT_PATH.into(),
-        env: Some(CredentialEnv {
-            name: "REGISTRY_AUTH_FILE".into(),
-            value: EnvValue::File,
-        }),
-        own_env,
-        own_paths: strings(&[
-            "/run/containers/*/auth.json",
-            "/run/user/*/containers/auth.json",
-            "/root/.config/containers/auth.json",
-            "/home/*/.config/containers/auth.json",
-            "/root/.docker/config.json",
-            "/home/*/.docker/config.json",
-            "/root/.dockercfg",
-            "/home/*/.dockercfg",
-        ]),
-        own_flags: strings(&["--authfile", "--creds"]),
-        unsafe_env: Vec::new(),
-        unsafe_flags: Vec::new(),
     }
 }
 

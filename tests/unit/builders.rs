@@ -333,6 +333,59 @@ fn tekton_step_running_kaniko() {
     assert!(lines.iter().any(|l| l == "containers[build].args: --destination docker-registry.registry:5000/team/app:v1 -> registry.k8s-lab.dev/team/app:v1"));
 }
 
+/// A step with no `command`: Tekton looks the image's ENTRYPOINT up, pins
+/// the image by digest, and gives the entrypoint binary no `-entrypoint`
+/// (tektoncd/pipeline pkg/pod/entrypoint.go, entrypoint_lookup.go). The
+/// catalog's kaniko task 0.2 to 0.7 has this shape: `args` only.
+#[test]
+fn tekton_step_without_command_runs_its_images_builder() {
+    let mut object = pod_running(
+        "gcr.io/kaniko-project/executor@sha256:8d2bdddf000000000000000000000000000000000000000000000000000000f1",
+        json!(["/tekton/bin/entrypoint"]),
+        json!([
+            "-wait_file", "/tekton/downward/ready", "-wait_file_content",
+            "-post_file", "/tekton/run/0/out",
+            "-termination_path", "/tekton/termination",
+            "-step_metadata_dir", "/tekton/run/0/status",
+            "--",
+            "--dockerfile=./Dockerfile",
+            "--context=/workspace/source",
+            "--destination=docker-registry.registry.svc.cluster.local:5000/team/app:v1",
+            "--skip-tls-verify",
+        ]),
+    );
+    object["spec"]["containers"][0]["env"] = json!([{"name": "TEKTON_PLATFORM_COMMANDS", "value": "{\"linux/amd64\":[\"/kaniko/executor\"]}"}]);
+    let (_, args, lines) = admitted_arguments(&object);
+    let separator = args
+        .iter()
+        .position(|a| a == "--")
+        .expect("the wrapper's --");
+    assert_eq!(args[..separator].len(), 9, "the wrapper's own flags stay");
+    let mut expected: Vec<String> = MAPS.iter().map(|m| (*m).to_owned()).collect();
+    expected.extend([
+        "--dockerfile=./Dockerfile".into(),
+        "--context=/workspace/source".into(),
+        "--destination=registry.k8s-lab.dev/team/app:v1".into(),
+    ]);
+    assert_eq!(args[separator + 1..], expected[..]);
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("removed --skip-tls-verify")));
+}
+
+/// The same shape with an image that is no builder is left alone.
+#[test]
+fn tekton_step_without_command_and_no_builder_image_is_left_alone() {
+    let object = pod_running(
+        "docker.io/library/alpine@sha256:8d2bdddf000000000000000000000000000000000000000000000000000000f1",
+        json!(["/tekton/bin/entrypoint"]),
+        json!(["-post_file", "/tekton/run/0/out", "--", "--destination=docker-registry.registry:5000/a:1"]),
+    );
+    let (_, args, lines) = admitted_arguments(&object);
+    assert_eq!(args[3], "--destination=docker-registry.registry:5000/a:1");
+    assert!(lines.is_empty(), "{lines:?}");
+}
+
 #[test]
 fn tekton_wrapper_arguments_are_never_touched() {
     // The wrapper's own flags hold values that look like ours.

@@ -8,6 +8,7 @@ mod objects;
 mod builders;
 mod credentials;
 mod engine;
+mod flag_tables;
 mod fuzz_regressions;
 mod layout;
 mod properties;

@@ -36,7 +36,10 @@ type InsertAt = (List, Option<usize>);
 
 /// A program as a container runs it: directly, or under a wrapper.
 struct Program<'a> {
-    executable: &'a str,
+    /// `None`: the image's own entrypoint, which a wrapper runs when the
+    /// step names no program (Tekton resolves a step without `command` from
+    /// its image and gives no `-entrypoint`).
+    executable: Option<&'a str>,
     args: Vec<Arg<'a>>,
     insert_at: InsertAt,
 }
@@ -135,12 +138,15 @@ fn find<'a, 'r>(
     let (program, profile) = match wrapper {
         Some(wrapper) => {
             let program = unwrap(wrapper, &all[1..])?;
-            let profile = rules.builder_for_executable(program.executable);
+            let profile = match program.executable {
+                Some(executable) => rules.builder_for_executable(executable),
+                None => image_builder,
+            };
             (program, profile)
         }
         None => {
             let program = Program {
-                executable: first,
+                executable: Some(first),
                 args: all[1..].to_vec(),
                 insert_at: (List::Command, Some(1)),
             };
@@ -159,7 +165,7 @@ fn find<'a, 'r>(
                     "{}: {} image runs {:?}, not the builder; its arguments were left unchanged",
                     at.label(),
                     display_name(&profile.name),
-                    shown(program.executable)
+                    shown(program.executable.unwrap_or_default())
                 ));
             }
             None
@@ -196,7 +202,7 @@ fn unwrap<'a>(wrapper: &Wrapper, args: &[Arg<'a>]) -> Option<Program<'a>> {
                     None if name == wanted => own.get(i + 1).map(|v| v.text),
                     _ => None,
                 }
-            })?;
+            });
             let separator_at = &args[separator];
             Some(Program {
                 executable: program,
@@ -207,7 +213,7 @@ fn unwrap<'a>(wrapper: &Wrapper, args: &[Arg<'a>]) -> Option<Program<'a>> {
         None => {
             let (program, rest) = after.split_first()?;
             Some(Program {
-                executable: program.text,
+                executable: Some(program.text),
                 args: rest.to_vec(),
                 insert_at: (program.list, Some(program.index + 1)),
             })

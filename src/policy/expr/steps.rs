@@ -6,6 +6,14 @@ use crate::engine::rules::Wrapper;
 use crate::policy::grammar;
 
 impl Exprs<'_> {
+    /// The profile of container `xc`'s image, or -1.
+    fn image_profile(&self) -> String {
+        format!(
+            "(has(xc.image) ? {} : -1)",
+            self.profile_for_image("xc.image")
+        )
+    }
+
     /// `[profile, start]` for a wrapped step in `xall` (command then args):
     /// the profile of the program the wrapper runs, and where its arguments
     /// start; `[-1, 0]` when the arguments do not have the wrapper's shape.
@@ -27,7 +35,9 @@ impl Exprs<'_> {
                     "xe",
                     &candidates,
                     &format!(
-                        "xe < 0 ? [-1, 0] : [{}, xsep + 1]",
+                        // No program named: the image's own entrypoint.
+                        "xe < 0 ? [{}, xsep + 1] : [{}, xsep + 1]",
+                        self.image_profile(),
                         bind("xp", program, &self.profile_for_executable("xp"))
                     ),
                 )
