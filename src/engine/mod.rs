@@ -153,9 +153,9 @@ pub fn mutate_parts(
             }
         }
     }
-    credentials::provide(&builds, spec, rules, &mut patch);
-
     if matches!(scope, Scope::Create) {
+        // An update of ephemeral containers may change nothing else.
+        credentials::provide(&builds, spec, rules, &mut patch);
         if on_target_registry {
             patch.ensure_pull_secrets(
                 spec.image_pull_secrets.as_deref(),

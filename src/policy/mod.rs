@@ -8,6 +8,7 @@
 //! has the webhook's namespace exclusions and skip annotation, and a
 //! binding of the same name.
 
+mod credentials;
 mod expr;
 mod grammar;
 
@@ -200,6 +201,10 @@ impl Policy<'_> {
         )
     }
 
+    fn scope_is_create(&self) -> bool {
+        self.scope == Scope::Create
+    }
+
     fn lists(&self) -> &'static [&'static str] {
         match self.scope {
             Scope::Create => &LISTS,
@@ -282,6 +287,9 @@ impl Policy<'_> {
                 ),
             ));
         }
+        if self.has_credentials() {
+            variables.extend(self.credential_variables());
+        }
         variables
     }
 
@@ -292,6 +300,9 @@ impl Policy<'_> {
         let mut mutations = Vec::new();
         if !self.rules.builders.is_empty() {
             mutations.push(self.builds());
+        }
+        if self.has_credentials() {
+            mutations.push(self.credential_mutation());
         }
         if self.scope == Scope::Create {
             mutations.push(self.original_images());

@@ -70,6 +70,7 @@ pub fn summary(previewed: &[Previewed]) -> String {
             "build arg",
         ),
         (count(&[ChangeKind::ImagePullSecret]), "pull secret"),
+        (count(&[ChangeKind::BuildCredential]), "build credential"),
     ];
     let parts: Vec<String> = kinds
         .iter()

@@ -22,7 +22,8 @@ pub(super) struct Run<'x, 'a, 'r> {
     pub(super) changed: bool,
     /// An image the build pushes names a rewrite target.
     pub(super) pushes_to_target: bool,
-    /// An image argument names a rewrite target (`buildah push`, `pull`, `from`).
+    /// An image argument names a rewrite target (`buildah push`, `pull`,
+    /// `from`), or a registry map sends pulls to one.
     pub(super) reaches_target: bool,
     /// Every flag the walk read, for the credential step.
     pub(super) flags_seen: Vec<&'a str>,
@@ -114,13 +115,17 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
                     (Role::TlsVerify, Some(value)) if is_false(value.text) => {
                         tls_verify_off.push(flag);
                     }
-                    (Role::RegistryMap, Some(value)) => self.mapped.extend(
-                        value
-                            .text
-                            .split(';')
-                            .filter_map(|m| m.split_once('='))
-                            .map(|(key, _)| key),
-                    ),
+                    (Role::RegistryMap, Some(value)) => {
+                        let maps = value.text.split(';').filter_map(|m| m.split_once('='));
+                        for (key, mirrors) in maps {
+                            self.mapped.push(key);
+                            // Base images pulled from a rewrite target.
+                            self.reaches_target |= mirrors.split(',').any(|mirror| {
+                                Domain::parse(mirror.split('/').next().unwrap_or(mirror))
+                                    .is_ok_and(|d| self.rules.is_rewrite_target(&d))
+                            });
+                        }
+                    }
                     _ => {}
                 },
             }

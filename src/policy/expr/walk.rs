@@ -18,8 +18,14 @@ use crate::engine::rules::{BuilderProfile, IMAGE_TRANSPORTS};
 const CONSUMED: &str = "(xj > 0 && xb.charAt(xj - 1) == '1' && (xj - xb.substring(0, xj).lastIndexOf('0') - 1) % 2 == 1)";
 
 /// One pass over `xn` says what happened: `c` for a change, `p` for a push
-/// to a rewrite target.
-const SUMMARY: &str = "xw.transformList(xj, xa, (size(xn[xj]) == 0 || xn[xj][0] != xa ? 'c' : '') + (size(xn[xj]) > 1 && xn[xj][1] == 't' ? 'p' : '')).join('')";
+/// to a rewrite target, `a` for an image argument on one.
+const SUMMARY: &str = "xw.transformList(xj, xa, (size(xn[xj]) == 0 || xn[xj][0] != xa ? 'c' : '') + (size(xn[xj]) > 1 && xn[xj][1] == 't' ? 'p' : '') + (size(xn[xj]) > 1 && xn[xj][1] == 'a' ? 'a' : '')).join('')";
+
+/// Every mirror a registry-map flag maps a registry to.
+const MAP_VALUES: &str = "xds.filter(xd, xd[0] in ['v', 'f'] && xd[1] == 'm').map(xd, xd[2]).join(';').split(';').filter(xm, xm.contains('=')).map(xm, xm.substring(xm.indexOf('=') + 1)).join(',').split(',')";
+
+/// The name of each flag the walk read (`''` for anything else).
+const FLAG_NAMES: &str = "xds.transformList(xj, xd, xd[0] in ['b', 'n'] ? string(xw[xj]) : xd[0] == 'f' ? (xd[3].endsWith('=') ? xd[3].substring(0, size(xd[3]) - 1) : xd[3]) : '')";
 
 /// The index of the first positional argument (the subcommand), or -1.
 const FIRST_POSITIONAL: &str =
@@ -76,7 +82,11 @@ impl Exprs<'_> {
                 &bind(
                     "xpush",
                     "xsum.contains('p')",
-                    &bind("xmaps", &self.registry_maps(profile), &new_lists()),
+                    &bind(
+                        "xmaps",
+                        &self.registry_maps(profile),
+                        &format!("{} + [[{}]]", new_lists(), self.build_info(index, profile)),
+                    ),
                 ),
             ),
         );
@@ -145,8 +155,9 @@ impl Exprs<'_> {
                 lit_list(&profile.image_arguments)
             );
             new_text.push_str(&format!(
-                "{is_image_argument} ? [{}, ''] : ",
-                self.new_image_argument()
+                "{is_image_argument} ? [{}, {} ? 'a' : ''] : ",
+                self.new_image_argument(),
+                self.image_argument_on_target()
             ));
         }
         new_text.push_str("[string(xa), '']");
@@ -237,6 +248,33 @@ impl Exprs<'_> {
             self.image_info("xa.substring(9)"),
             other_transport(),
             self.image_info("xa")
+        )
+    }
+
+    /// `'<profile>|'` then `p` if the build reaches a rewrite target after its
+    /// rewrite (a push, a cache, an image argument, or a registry map), `o` if
+    /// a flag gives it a credential of its own, `u` if a flag makes a mount
+    /// unsafe: what the credential step needs (the engine's `Build`).
+    pub(super) fn build_info(&self, index: usize, profile: &BuilderProfile) -> String {
+        let any_flag = |flags: &[String]| match flags.is_empty() {
+            true => "false".to_owned(),
+            false => format!("xfl.exists(xf, xf in {})", lit_list(flags)),
+        };
+        let (own, unsafe_flags) = match &profile.credentials {
+            Some(c) => (any_flag(&c.own_flags), any_flag(&c.unsafe_flags)),
+            None => ("false".to_owned(), "false".to_owned()),
+        };
+        let mapped_to_target = match profile.flags.registry_map_flag.is_some() {
+            false => "false".to_owned(),
+            true => format!("{MAP_VALUES}.exists(xmv, {})", self.names_target("xmv")),
+        };
+        bind(
+            "xfl",
+            FLAG_NAMES,
+            &format!(
+                "'{index}|' + (xsum.contains('p') || xsum.contains('a') || size(xmaps) > 0 || {mapped_to_target} ? 'p' : '') + \
+                 ({own} ? 'o' : '') + ({unsafe_flags} ? 'u' : '')"
+            ),
         )
     }
 
