@@ -400,7 +400,7 @@ fn exit_code_says_whether_anything_would_change() {
     assert_eq!(code, Some(1), "{stderr}");
     assert_eq!(
         stderr.lines().last(),
-        Some("4 of 4 documents would change: 22 build args")
+        Some("4 of 4 documents would change: 22 build args, 1 build credential")
     );
     // What admission makes of them needs nothing more.
     let (code, _, stderr) = run_code(&["mutate", "--exit-code"], Some(&admitted));
