@@ -13,20 +13,17 @@ use serde_json::{json, Value};
 use super::builders::Build;
 use super::explain::{shown, ChangeKind};
 use super::patch::PatchBuilder;
-use super::rules::{CredentialSpec, Rules, CREDENTIAL_FILE};
+use super::rules::{
+    CredentialSpec, Rules, CREDENTIAL_FILE, CREDENTIAL_VOLUME as VOLUME_NAME, SECRET_KEY,
+};
 use super::view::{ContainerView, PodSpecView};
 use super::ContainerAt;
-
-/// The volume's name, or its stem when a volume of the Pod has it.
-const VOLUME_NAME: &str = "registry-rewriter-credentials";
-/// The key of a `kubernetes.io/dockerconfigjson` Secret.
-const SECRET_KEY: &str = ".dockerconfigjson";
 
 /// A container that runs a build.
 pub(crate) struct Site<'c, 'r> {
     pub at: ContainerAt<'c>,
     pub container: &'c ContainerView<'c>,
-    pub build: Build<'r>,
+    pub build: Build<'c, 'r>,
 }
 
 /// What one container gets.
@@ -53,6 +50,13 @@ pub(crate) fn provide(
     let Some(secret) = rules.image_pull_secrets.first() else {
         return;
     };
+    let needs_one = |site: &&Site<'_, '_>| {
+        site.build.reaches_target && site.build.profile.credentials.is_some()
+    };
+    // Most Pods run no such build: their volumes are never read.
+    if !sites.iter().any(|site| needs_one(&site)) {
+        return;
+    }
     let volumes = match list(spec.volumes.map(|raw| raw.get())) {
         Some(volumes) => volumes,
         None => {
@@ -65,13 +69,10 @@ pub(crate) fn provide(
         .find(|v| is_our_volume(v, secret))
         .and_then(|v| v["name"].as_str().map(str::to_owned));
     let mut volume = ours.clone();
-    for site in sites {
+    for site in sites.iter().filter(needs_one) {
         let Some(credentials) = site.build.profile.credentials.as_ref() else {
             continue;
         };
-        if !site.build.reaches_target {
-            continue;
-        }
         let label = label(site);
         match decide(site, credentials, ours.as_deref(), rules) {
             Decision::Nothing => {}
@@ -172,8 +173,8 @@ fn decide(
         .build
         .flags
         .iter()
-        .find(|f| credentials.unsafe_flags.contains(f));
-    if let Some(why) = unsafe_env.or(unsafe_flag.map(String::as_str)) {
+        .find(|f| credentials.unsafe_flags.iter().any(|u| u == *f));
+    if let Some(why) = unsafe_env.or(unsafe_flag.copied()) {
         return Decision::LeftAlone(format!(
             "{why} is set, with which a mount could break the build; no registry credential added, \
              so give it one for {targets}"
@@ -205,11 +206,11 @@ fn decide(
         .build
         .flags
         .iter()
-        .find(|f| credentials.own_flags.contains(f));
+        .find(|f| credentials.own_flags.iter().any(|o| o == *f));
     let own = match (own_env, own_mount, own_flag) {
         (Some(name), _, _) => Some(format!("env {name}")),
         (_, Some(path), _) => Some(format!("a volume at {}", shown(path))),
-        (_, _, Some(flag)) => Some(flag.clone()),
+        (_, _, Some(flag)) => Some((*flag).to_owned()),
         _ => None,
     };
     if let Some(own) = own {

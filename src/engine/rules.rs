@@ -125,6 +125,11 @@ pub enum EnvValue {
 
 /// The file the Secret's `.dockerconfigjson` is written to in the mount.
 pub const CREDENTIAL_FILE: &str = "config.json";
+/// The build credential's volume, or its stem when a volume of the Pod has
+/// that name already.
+pub const CREDENTIAL_VOLUME: &str = "registry-rewriter-credentials";
+/// The key of a `kubernetes.io/dockerconfigjson` Secret.
+pub const SECRET_KEY: &str = ".dockerconfigjson";
 
 impl CredentialSpec {
     /// The variable's value, when the builder needs one.

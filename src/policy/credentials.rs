@@ -6,11 +6,13 @@
 use super::expr::{lit, lit_list};
 use super::grammar;
 use super::Policy;
-use crate::engine::rules::{CredentialSpec, CREDENTIAL_FILE};
+use super::Scope;
+use crate::engine::rules::{
+    CredentialSpec, CREDENTIAL_FILE, CREDENTIAL_VOLUME as VOLUME_NAME, SECRET_KEY,
+};
 
-/// The engine's volume name (`engine::credentials`), and how many names
-/// after it are tried when the Pod has a volume of that name already.
-const VOLUME_NAME: &str = "registry-rewriter-credentials";
+/// How many volume names are tried when the Pod has a volume of ours' name
+/// already (the engine tries until one is free).
 const NAMES_TRIED: usize = 10;
 
 /// A path's components as a pattern, `*` standing for one.
@@ -71,7 +73,7 @@ impl Policy<'_> {
     /// Whether any builder gets a credential at all.
     pub(super) fn has_credentials(&self) -> bool {
         self.secret().is_some()
-            && self.scope_is_create()
+            && self.scope == Scope::Create
             && self.rules.builders.iter().any(|b| b.credentials.is_some())
     }
 
@@ -136,8 +138,9 @@ impl Policy<'_> {
         // CEL's checker refuses the literal otherwise.
         let volume = format!(
             "{{'name': dyn(xvn), 'secret': dyn({{'secretName': dyn({}), 'optional': dyn(true), \
-             'items': dyn([{{'key': '.dockerconfigjson', 'path': {}}}])}})}}",
+             'items': dyn([{{'key': {}, 'path': {}}}])}})}}",
             lit(secret),
+            lit(SECRET_KEY),
             lit(CREDENTIAL_FILE)
         );
         let add_volume = format!(

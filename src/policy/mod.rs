@@ -201,10 +201,6 @@ impl Policy<'_> {
         )
     }
 
-    fn scope_is_create(&self) -> bool {
-        self.scope == Scope::Create
-    }
-
     fn lists(&self) -> &'static [&'static str] {
         match self.scope {
             Scope::Create => &LISTS,

@@ -46,21 +46,21 @@ struct Program<'a> {
 
 /// A build found in a container, as it is after its rewrite: what the
 /// credential step needs to know of it.
-pub(crate) struct Build<'r> {
+pub(crate) struct Build<'a, 'r> {
     pub profile: &'r BuilderProfile,
     /// It pushes to, caches in or pulls from a rewrite target.
     pub reaches_target: bool,
     /// The flags its arguments hold.
-    pub flags: Vec<String>,
+    pub flags: Vec<&'a str>,
 }
 
-pub(crate) fn rewrite<'r>(
+pub(crate) fn rewrite<'a, 'r>(
     at: &ContainerAt<'_>,
-    container: &ContainerView<'_>,
+    container: &'a ContainerView<'a>,
     image: Option<&ImageRef<'_>>,
     rules: &'r Rules,
     patch: &mut PatchBuilder,
-) -> Option<Build<'r>> {
+) -> Option<Build<'a, 'r>> {
     let invocation = find(at, container, image, rules, patch)?;
     let mut run = Run {
         at,
@@ -90,7 +90,7 @@ pub(crate) fn rewrite<'r>(
     let build = Build {
         profile: run.profile,
         reaches_target: run.pushes_to_target || run.reaches_target || maps_added,
-        flags: run.flags_seen.iter().map(|f| (*f).to_owned()).collect(),
+        flags: std::mem::take(&mut run.flags_seen),
     };
     if !edits.command.is_empty() {
         patch.edit_list(at, "command", true, std::mem::take(&mut edits.command));
