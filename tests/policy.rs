@@ -250,6 +250,9 @@ const KANIKO: &str = "gcr.io/kaniko-project/executor:v1.23.2";
 #[case::double_dash_as_a_value(json!(["--build-arg", "--", "--skip-tls-verify"]))]
 #[case::flag_at_the_end_without_value(json!(["--skip-tls-verify", "--destination"]))]
 #[case::registry_map_present(json!(["--registry-map=docker-registry.registry:5000=registry.k8s-lab.dev", "--destination=docker-registry.registry:5000/a:1"]))]
+#[case::registry_map_to_an_internal_mirror(json!(["--registry-map=index.docker.io=docker-registry.registry:5000/hub,mirror.gcr.io;quay.io", "--registry-map", "quay.io=DOCKER-REGISTRY.registry.svc:5000", "--destination=docker-registry.registry:5000/a:1"]))]
+#[case::registry_map_only_to_an_internal_mirror(json!(["--registry-map=docker-registry.registry:5000=x;docker-registry.registry.svc:5000=y;docker-registry.registry.svc.cluster.local:5000=z;index.docker.io=docker-registry.registry:5000"]))]
+#[case::fork_push_subcommand(json!(["push", "/workspace/image.tar", "--skip-tls-verify", "-d", "docker-registry.registry:5000/a:1"]))]
 #[case::registry_map_several_in_one(json!(["--registry-map", "DOCKER-registry.registry.svc:5000=x;docker-registry.registry.svc.cluster.local:5000=y", "--destination=docker-registry.registry:5000/a:1"]))]
 #[case::already_on_target(json!(["--destination=registry.k8s-lab.dev/a:1"]))]
 #[case::other_registry(json!(["--destination=docker.io/me/a:1", "--skip-tls-verify"]))]
@@ -401,6 +404,29 @@ fn quoted_buildkit_csv_is_the_documented_difference() {
             "type=image,\"name=registry.k8s-lab.dev/a:1,registry.k8s-lab.dev/a:latest\",push=true"
         )
     );
+}
+
+/// Kaniko's settings in the environment (`KANIKO_REGISTRY_MIRROR`): the
+/// webhook rewrites them, the policy leaves them as they are (README,
+/// "Webhook or policy"); everything else is admitted alike.
+#[test]
+fn kanikos_settings_in_env_are_the_documented_difference() {
+    let mut pod = build_pod(
+        "ghcr.io/osscontainertools/kaniko:v1.27.0",
+        Value::Null,
+        json!(["--destination=docker-registry.registry:5000/a:1"]),
+    );
+    let mirror =
+        json!({"name": "KANIKO_REGISTRY_MIRROR", "value": "docker-registry.registry:5000/hub"});
+    pod["spec"]["containers"][0]["env"] = json!([mirror]);
+    let Some(mut both) = both(Call::create(&pod, "team")) else {
+        return;
+    };
+    let env = |admission: &Admission| admission.admitted["spec"]["containers"][0]["env"][0].clone();
+    assert_eq!(env(&both.policy), mirror);
+    assert_eq!(env(&both.webhook)["value"], "registry.k8s-lab.dev/hub");
+    both.webhook.admitted["spec"]["containers"][0]["env"][0] = mirror;
+    assert_eq!(both.policy.admitted, both.webhook.admitted);
 }
 
 // --- Generated pods ---------------------------------------------------------

@@ -157,6 +157,14 @@ impl LegacyKaniko {
                     (false, _) => serde_yaml_ng::Value::Null,
                     (true, flag) => flag.as_deref().unwrap_or("--registry-map").into(),
                 };
+                if !on {
+                    // Maps off: no variable is read as the map flag either.
+                    let mut env_flags = profile.flags.env_flags.clone();
+                    env_flags.retain(|_, f| Some(&*f) != profile.flags.registry_map_flag.as_ref());
+                    let env_flags = serde_yaml_ng::to_value(env_flags)
+                        .map_err(|e| error(field.clone(), Problem::Yaml(e.to_string())))?;
+                    keys.insert("envFlags".into(), env_flags);
+                }
                 keys.insert("registryMapFlag".into(), flag);
                 continue;
             }
@@ -198,7 +206,29 @@ fn check_flag_roles(flags: &FlagRoles, field: &str) -> Result<(), ConfigError> {
         ),
         (format!("{field}.tlsVerifyFlag"), &tls),
         (format!("{field}.registryMapFlag"), &map),
-    ])
+    ])?;
+    // A variable stands for a flag whose value names a registry.
+    for (name, flag) in &flags.env_flags {
+        let key = format!("{field}.envFlags.{name}");
+        if !is_variable_name(name, false) {
+            return Err(error(key, Problem::VariableName(name.clone())));
+        }
+        let has_role = [&flags.image_flags, &flags.location_flags, &map]
+            .iter()
+            .any(|list| list.contains(flag));
+        if !has_role {
+            return Err(error(key, Problem::EnvFlagWithoutRole(flag.clone())));
+        }
+    }
+    Ok(())
+}
+
+/// An environment variable's name; `glob` allows `*` as a wildcard.
+fn is_variable_name(name: &str, glob: bool) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.') || (glob && b == b'*')
+        })
 }
 
 /// A section's first key that it does not have.
@@ -270,11 +300,7 @@ fn check_credentials(spec: &CredentialSpec, field: &str) -> Result<(), ConfigErr
             .map(move |(i, n)| (format!("{key}[{i}]"), n))
     });
     for (key, name) in variables.map(|(k, n)| (k.to_owned(), n)).chain(listed) {
-        let valid = !name.is_empty()
-            && name.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.' || b == b'*'
-            });
-        if !valid {
+        if !is_variable_name(name, true) {
             return Err(error(
                 format!("{field}.{key}"),
                 Problem::VariableName(name.clone()),

@@ -66,6 +66,8 @@ pub enum Problem {
     NotAnAbsolutePath(String),
     #[error("{0:?} is not an environment variable name")]
     VariableName(String),
+    #[error("{0:?} is none of the profile's imageFlags, locationFlags or registryMapFlag")]
+    EnvFlagWithoutRole(String),
     #[error("no builder profile named kaniko to apply it to")]
     NoKanikoProfile,
 }

@@ -147,6 +147,15 @@ pub fn kaniko() -> BuilderSpec {
             remove_registry_flags: strings(&["--insecure-registry", "--skip-tls-verify-registry"]),
             tls_verify_flag: None,
             registry_map_flag: Some("--registry-map".into()),
+            // The osscontainertools fork reads these as the flags
+            // (cmd/executor/cmd/root.go, ValidateFlags).
+            env_flags: [
+                ("KANIKO_REGISTRY_MIRROR", "--registry-mirror"),
+                ("KANIKO_REGISTRY_MAP", "--registry-map"),
+            ]
+            .into_iter()
+            .map(|(name, flag)| (name.to_owned(), flag.to_owned()))
+            .collect(),
         },
     }
 }
@@ -194,6 +203,7 @@ pub fn buildkit() -> BuilderSpec {
             remove_registry_flags: Vec::new(),
             tls_verify_flag: None,
             registry_map_flag: None,
+            env_flags: Default::default(),
         },
     }
 }
@@ -343,6 +353,7 @@ pub fn buildah() -> BuilderSpec {
             remove_registry_flags: Vec::new(),
             tls_verify_flag: Some("--tls-verify".into()),
             registry_map_flag: None,
+            env_flags: Default::default(),
         },
     }
 }

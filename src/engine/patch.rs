@@ -90,6 +90,15 @@ impl PatchBuilder {
         self.original_images.push((label, old.to_owned()));
     }
 
+    /// Replaces one string of a container, such as `env/0/value`.
+    pub fn replace_in_container(&mut self, at: &ContainerAt<'_>, rest: &[&str], value: String) {
+        self.operations
+            .push(PatchOperation::Replace(ReplaceOperation {
+                path: self.container_pointer(at, rest),
+                value: Value::String(value),
+            }));
+    }
+
     /// Emits the operations for one list. Replacements use original
     /// indices, so they go first; removals go from the highest index down
     /// so that each leaves the lower indices valid; appends go last.

@@ -1,6 +1,8 @@
 //! The rules the engine applies, in the form it applies them. `config`
 //! builds them from the file and validates them; what they mean is here.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::workload::Workload;
@@ -171,6 +173,11 @@ pub struct FlagRoles {
     /// (`--registry-map=<internal>=<https>`); added for every internal registry.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registry_map_flag: Option<String>,
+    /// Environment variables the builder reads as one of these flags
+    /// (`KANIKO_REGISTRY_MIRROR: --registry-mirror`): their values are
+    /// rewritten as that flag's would be.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env_flags: BTreeMap<String, String>,
 }
 
 /// A CI engine's step wrapper (see `config::profiles`).

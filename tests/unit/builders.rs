@@ -629,3 +629,126 @@ fn the_kaniko_key_still_sets_the_kaniko_profile() {
         ["-d=registry.k8s-lab.dev/a"]
     );
 }
+
+// --- Kaniko's maintained forks -------------------------------------------------
+
+const FORK: &str = "ghcr.io/osscontainertools/kaniko:v1.27.0";
+
+fn fork_pod(env: Value, args: Value) -> Value {
+    let mut object = pod_running(FORK, Value::Null, args);
+    object["spec"]["containers"][0]["env"] = env;
+    object
+}
+
+/// The fork reads `KANIKO_REGISTRY_MIRROR` and `KANIKO_REGISTRY_MAP` as its
+/// flags (cmd/executor/cmd/root.go, `ValidateFlags`): on the internal
+/// registry, their values move as the flags' would.
+#[rstest]
+#[case::mirror(
+    json!([{"name": "KANIKO_REGISTRY_MIRROR", "value": "docker-registry.registry.svc:5000/hub"}]),
+    json!([{"name": "KANIKO_REGISTRY_MIRROR", "value": "registry.k8s-lab.dev/hub"}])
+)]
+#[case::map(
+    json!([{"name": "KANIKO_REGISTRY_MAP", "value": "index.docker.io=docker-registry.registry:5000;quay.io=mirror.example"}]),
+    json!([{"name": "KANIKO_REGISTRY_MAP", "value": "index.docker.io=registry.k8s-lab.dev;quay.io=mirror.example"}])
+)]
+#[case::others_untouched(
+    json!([{"name": "A", "value": "docker-registry.registry:5000/a"}, {"name": "KANIKO_REGISTRY_MIRROR", "valueFrom": {"configMapKeyRef": {"name": "m", "key": "k"}}}, {"name": "KANIKO_REGISTRY_MIRROR", "value": "mirror.gcr.io"}]),
+    json!([{"name": "A", "value": "docker-registry.registry:5000/a"}, {"name": "KANIKO_REGISTRY_MIRROR", "valueFrom": {"configMapKeyRef": {"name": "m", "key": "k"}}}, {"name": "KANIKO_REGISTRY_MIRROR", "value": "mirror.gcr.io"}])
+)]
+fn kaniko_settings_in_the_environment(#[case] env: Value, #[case] expected: Value) {
+    let object = fork_pod(
+        env,
+        json!(["--destination=docker-registry.registry:5000/a:1"]),
+    );
+    let (admitted, mutation) = admit(&object, pod());
+    let container = &admitted["spec"]["containers"][0];
+    let ours = |name: &str| name.starts_with("DOCKER") || name.starts_with("REGISTRY_AUTH");
+    let env: Vec<&Value> = container["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .filter(|v| !ours(v["name"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(json!(env), expected);
+    let moved = expected != object["spec"]["containers"][0]["env"];
+    let lines: Vec<&str> = mutation
+        .changes
+        .iter()
+        .map(|c| c.message.as_str())
+        .filter(|m| m.contains(".env["))
+        .collect();
+    assert_eq!(lines.len(), usize::from(moved), "{lines:?}");
+    assert_eq!(
+        strings(&container["args"]).last().map(String::as_str),
+        Some("--destination=registry.k8s-lab.dev/a:1")
+    );
+}
+
+/// A registry the environment maps already gets no `--registry-map` of ours.
+#[test]
+fn a_registry_mapped_in_the_environment_is_not_mapped_again() {
+    let env = json!([{"name": "KANIKO_REGISTRY_MAP", "value": "docker-registry.registry:5000=registry.k8s-lab.dev"}]);
+    let object = fork_pod(env, json!(["-d=docker-registry.registry:5000/a:1"]));
+    let (admitted, _) = admit(&object, pod());
+    let args = strings(&admitted["spec"]["containers"][0]["args"]);
+    assert_eq!(args, [MAPS[0], MAPS[1], "-d=registry.k8s-lab.dev/a:1"]);
+}
+
+/// The fork's `push` subcommand pushes a built image: its destination and
+/// TLS flags are the executor's own (cmd/executor/cmd/push.go).
+#[test]
+fn kaniko_push_subcommand() {
+    let object = pod_running(
+        FORK,
+        json!(["/kaniko/executor"]),
+        json!([
+            "push",
+            "/workspace/image.tar",
+            "--skip-tls-verify",
+            "-d",
+            "docker-registry.registry:5000/a:1"
+        ]),
+    );
+    let (_, args, _) = admitted_arguments(&object);
+    assert_eq!(
+        args,
+        [
+            "push",
+            "/workspace/image.tar",
+            "-d",
+            "registry.k8s-lab.dev/a:1"
+        ]
+    );
+}
+
+#[rstest]
+#[case::no_role(
+    "builders: {profiles: [{name: x, executables: [x], envFlags: {X_DEST: --dest}}]}",
+    "builders.profiles[0].envFlags.X_DEST"
+)]
+#[case::bad_name(
+    "builders: {profiles: [{name: x, executables: [x], imageFlags: [--dest], envFlags: {'X DEST': --dest}}]}",
+    "builders.profiles[0].envFlags.X DEST"
+)]
+fn env_flag_errors_name_the_key(#[case] yaml: &str, #[case] field: &str) {
+    let error = Config::from_yaml(yaml).expect_err("refused");
+    assert_eq!(error.field, field, "{error}");
+}
+
+/// A profile of the file can name its own variables.
+#[test]
+fn env_flags_from_the_config_file() {
+    let config = Config::from_yaml(
+        "builders: {profiles: [{name: x, executables: [x], imageFlags: [--dest], envFlags: {X_DEST: --dest}}]}",
+    )
+    .expect("valid");
+    let mut object = pod_running("tools/x:1", json!(["x"]), Value::Null);
+    object["spec"]["containers"][0]["env"] =
+        json!([{"name": "X_DEST", "value": "docker-registry.registry:5000/a:1"}]);
+    let (admitted, _) = objects::admit_with(&object, pod(), &config);
+    assert_eq!(
+        admitted["spec"]["containers"][0]["env"][0]["value"],
+        "registry.k8s-lab.dev/a:1"
+    );
+}

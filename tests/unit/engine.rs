@@ -507,6 +507,10 @@ fn assert_kaniko_args_become(args: Value, expected: Value) {
 #[case::cache_repo(json!(["--cache-repo", "docker-registry.registry:5000/cache"]), json!(["--cache-repo", "registry.k8s-lab.dev/cache"]))]
 #[case::mirror_bare(json!(["--registry-mirror=docker-registry.registry:5000"]), json!(["--registry-mirror=registry.k8s-lab.dev"]))]
 #[case::mirror_with_path(json!(["--registry-mirror", "docker-registry.registry.svc:5000/hub"]), json!(["--registry-mirror", "registry.k8s-lab.dev/hub"]))]
+#[case::map_to_an_internal_mirror(
+    json!(["--registry-map=index.docker.io=docker-registry.registry:5000/hub,mirror.gcr.io;quay.io=other.example"]),
+    json!(["--registry-map=index.docker.io=registry.k8s-lab.dev/hub,mirror.gcr.io;quay.io=other.example"])
+)]
 #[case::bool_flags(
     json!(["--skip-tls-verify=true", "--insecure", "--context=dir:///w", "--insecure-pull=false", "--skip-tls-verify-pull", "--destination=registry.k8s-lab.dev/a:1"]),
     json!(["--context=dir:///w", "--destination=registry.k8s-lab.dev/a:1"])

@@ -382,3 +382,29 @@ fn a_bool_flag_before_a_registry_flag() {
         "{args:?}"
     );
 }
+
+/// The variables the osscontainertools fork reads as flags, in its
+/// `ValidateFlags` (cmd/executor/cmd/root.go at 6bcc934434e3):
+/// `os.LookupEnv` then the flag's own `Set`.
+#[test]
+fn kaniko_reads_its_variables_as_the_fork_defines_them() {
+    let rules = Config::default().into_rules();
+    let kaniko = rules
+        .builders
+        .iter()
+        .find(|p| p.name == "kaniko")
+        .expect("kaniko profile");
+    let env_flags: Vec<(&str, &str)> = kaniko
+        .flags
+        .env_flags
+        .iter()
+        .map(|(name, flag)| (name.as_str(), flag.as_str()))
+        .collect();
+    assert_eq!(
+        env_flags,
+        [
+            ("KANIKO_REGISTRY_MAP", "--registry-map"),
+            ("KANIKO_REGISTRY_MIRROR", "--registry-mirror"),
+        ]
+    );
+}

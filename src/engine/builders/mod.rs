@@ -8,6 +8,7 @@
 //! other argument keeps its value and its place.
 
 mod csv;
+mod env;
 mod run;
 mod values;
 mod walker;
@@ -76,7 +77,7 @@ pub(crate) fn rewrite<'a, 'r>(
         mapped: Vec::new(),
         fields: [None, None],
     };
-    run.rewrite();
+    run.rewrite(container.env);
     let (list, index) = invocation.insert_at;
     let mut edits = run.edits;
     let mut maps_added = false;

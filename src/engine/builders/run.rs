@@ -2,6 +2,8 @@
 //! decides what happens to it (rewritten, removed, kept), and what the
 //! build reaches decides whether `--tls-verify=false` may go.
 
+use serde_json::value::RawValue;
+
 use super::field;
 use super::walker::{walk, Arg, Flag, Item, List, Value};
 use crate::engine::explain::{shown, ChangeKind};
@@ -47,7 +49,7 @@ pub(super) enum Role {
 }
 
 impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
-    fn role(&self, name: &str) -> Role {
+    pub(super) fn role(&self, name: &str) -> Role {
         let p = self.profile;
         let is = |list: &[String]| list.iter().any(|f| f == name);
         if is(&p.flags.image_flags) {
@@ -87,7 +89,7 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
             .clone()
     }
 
-    pub(super) fn rewrite(&mut self) {
+    pub(super) fn rewrite(&mut self, env: Option<&'a RawValue>) {
         let items = walk(self.args, |name| self.takes_value(name));
         self.flags_seen = items
             .iter()
@@ -100,6 +102,7 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
         if !self.profile.subcommands.is_empty() && subcommand.is_none() {
             return;
         }
+        self.rewrite_env(env);
         let mut tls_verify_off: Vec<Flag<'a>> = Vec::new();
         let mut positionals = Vec::new();
         for item in &items {
@@ -116,14 +119,8 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
                         tls_verify_off.push(flag);
                     }
                     (Role::RegistryMap, Some(value)) => {
-                        let maps = value.text.split(';').filter_map(|m| m.split_once('='));
-                        for (key, mirrors) in maps {
-                            self.mapped.push(key);
-                            // Base images pulled from a rewrite target.
-                            self.reaches_target |= mirrors.split(',').any(|mirror| {
-                                Domain::parse(mirror.split('/').next().unwrap_or(mirror))
-                                    .is_ok_and(|d| self.rules.is_rewrite_target(&d))
-                            });
+                        if let Some(new_value) = self.rewritten_map(value.text) {
+                            self.replace_value(flag.name, value, &new_value, value.text);
                         }
                     }
                     _ => {}

@@ -89,6 +89,37 @@ impl<'a> Run<'_, 'a, '_> {
         }
     }
 
+    /// A registry map, `key=mirror[,mirror...][;key=...]` as Kaniko's
+    /// `--registry-map` reads it: keys are recorded as mapped, and every
+    /// mirror on a rewrite source moves to its target. The new text, when
+    /// a mirror moved.
+    pub(super) fn rewritten_map(&mut self, text: &'a str) -> Option<String> {
+        let mut changed = false;
+        let mut maps = Vec::new();
+        for map in text.split(';') {
+            let Some((key, mirrors)) = map.split_once('=') else {
+                maps.push(Cow::Borrowed(map));
+                continue;
+            };
+            self.mapped.push(key);
+            let mut new_mirrors = Vec::new();
+            for mirror in mirrors.split(',') {
+                let new_mirror = Location::parse(mirror).ok().and_then(|l| {
+                    let (rule, rest) = self.rules.find_rule(&l.domain, l.path.unwrap_or(""))?;
+                    Some(rule.rewrite_name(rest))
+                });
+                let on_target = Location::parse(new_mirror.as_deref().unwrap_or(mirror))
+                    .is_ok_and(|l| self.rules.is_rewrite_target(&l.domain));
+                // Base images pulled from a rewrite target.
+                self.reaches_target |= on_target;
+                changed |= new_mirror.is_some();
+                new_mirrors.push(new_mirror.map_or(Cow::Borrowed(mirror), Cow::Owned));
+            }
+            maps.push(Cow::Owned(format!("{key}={}", new_mirrors.join(","))));
+        }
+        changed.then(|| maps.join(";"))
+    }
+
     /// An image argument, with or without the `docker://` transport; other
     /// transports name no registry and are left alone.
     pub(super) fn rewrite_image_argument(&mut self, subcommand: &str, at: usize) -> bool {

@@ -224,15 +224,6 @@ impl<'r> Exprs<'r> {
         )
     }
 
-    /// The first component of `x` is a rewrite target.
-    fn names_target(&self, x: &str) -> String {
-        bind(
-            "xrd",
-            &format!("string({x}).split('/')[0].lowerAscii()"),
-            &bind("xrh", Self::HOST_PORT, &format!("({})", self.is_target())),
-        )
-    }
-
     /// The first component of `x` is a rewrite source.
     fn names_source(&self, x: &str) -> String {
         let any: Vec<String> = self.rules.rewrites.iter().map(Self::is_source).collect();

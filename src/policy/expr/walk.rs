@@ -218,6 +218,17 @@ impl Exprs<'_> {
                 bind("xci", &self.csv_info("xd[2]"), "[xd[3] + xci[0], xci[1]]")
             ));
         }
+        if flags.registry_map_flag.is_some() {
+            // `key=mirror,...;...`: every mirror on a rewrite source moves.
+            let mirror = bind(
+                "xvi",
+                &self.location_info("xv"),
+                "xvi[0] != '' ? xvi[0] : xv",
+            );
+            value_new.push_str(&format!(
+                "xd[1] == 'm' ? [xd[3] + xd[2].split(';').map(xm, xm.contains('=') ?                  xm.substring(0, xm.indexOf('=') + 1) +                  xm.substring(xm.indexOf('=') + 1).split(',').map(xv, {mirror}).join(',') : xm).join(';'), ''] : "
+            ));
+        }
         value_new.push_str("[string(xa), '']");
         value_new
     }
@@ -266,7 +277,11 @@ impl Exprs<'_> {
         };
         let mapped_to_target = match profile.flags.registry_map_flag.is_some() {
             false => "false".to_owned(),
-            true => format!("{MAP_VALUES}.exists(xmv, {})", self.names_target("xmv")),
+            // A mirror on a rewrite target, or moved to one.
+            true => format!(
+                "{MAP_VALUES}.exists(xmv, {})",
+                bind("xvi", &self.location_info("xmv"), "xvi[1] == 't'")
+            ),
         };
         bind(
             "xfl",
