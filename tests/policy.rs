@@ -13,7 +13,7 @@ mod objects;
 use std::sync::LazyLock;
 
 use apiserver_admit::{Admission, Call, Harness};
-use objects::{fixture, FIXTURES};
+use objects::{catalog, fixture, CATALOG, FIXTURES};
 use prop::sample::select;
 use proptest::prelude::*;
 use registry_rewriter::config::Config;
@@ -121,6 +121,12 @@ fn build_pod(image: &str, command: Value, args: Value) -> Value {
 fn fixtures(#[case] name: &str) {
     let review = fixture(name);
     assert_equal(Call::of_review(&review));
+}
+
+/// The Pods of public build catalogs (`tests/fixtures/catalog`).
+#[rstest]
+fn catalog_pods(#[values(0, 1, 2, 3, 4, 5, 6)] index: usize) {
+    assert_equal(Call::create(&catalog(CATALOG[index]), "team"));
 }
 
 #[test]

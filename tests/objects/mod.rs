@@ -36,6 +36,22 @@ pub fn fixture(name: &str) -> Value {
     serde_json::from_slice(&fixture_bytes(name)).expect("fixture is JSON")
 }
 
+/// The Pods from public build catalogs (`tests/fixtures/catalog`).
+pub const CATALOG: [&str; 7] = [
+    "argo-buildkit-template",
+    "argo-buildkit-template-own-credential",
+    "tekton-buildah-0.9",
+    "tekton-buildkit-daemonless-0.1",
+    "tekton-kaniko-0.1",
+    "tekton-kaniko-0.6",
+    "tekton-kaniko-0.6-dockerconfig",
+];
+
+/// One catalog Pod.
+pub fn catalog(name: &str) -> Value {
+    fixture(&format!("catalog/{name}.json"))
+}
+
 pub fn pod() -> &'static Workload {
     Workload::find("", "Pod").expect("Pod is in the table")
 }

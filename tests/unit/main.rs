@@ -6,6 +6,7 @@
 mod objects;
 
 mod builders;
+mod catalogs;
 mod credentials;
 mod engine;
 mod flag_tables;
