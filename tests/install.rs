@@ -3,7 +3,8 @@
 //! are the README's: `registry-rewriter certs`, `kubectl apply -k certs/`,
 //! the webhook serving those certificates, the README's check with
 //! `kubectl run --dry-run=server`, the seed's Kaniko Job and a Pod with
-//! `kubectl apply -f`, and `just undeploy`.
+//! `kubectl apply -f`, a Pod made from a Job as its controller makes it
+//! (it keeps its ServiceAccount's pull secrets), and `just undeploy`.
 //!
 //! kube-lite has no controllers, so the Deployment runs no Pods; the
 //! webhook runs here instead, and kube-lite dials the Service at its port.
@@ -52,6 +53,44 @@ fn pod(namespace: &str, name: &str) -> String {
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {namespace}}}\n\
          spec:\n  containers:\n  - name: webapp\n    image: docker-registry.registry.svc.cluster.local:5000/dynamic-apps/test-webapp:v1\n"
     )
+}
+
+/// A Job on the internal registry, stored; then a Pod made from it as the
+/// Job controller makes it, with the ServiceAccount plugin's pull-secret
+/// rule applied (kube-lite runs neither): admitted, that Pod keeps its
+/// ServiceAccount's secret and gets ours.
+fn job_pods_keep_service_account_secrets(cluster: &Cluster) {
+    let job = serde_json::json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "migrate", "namespace": "dynamic-apps"},
+        "spec": {"template": {"spec": {
+            "serviceAccountName": "builder",
+            "restartPolicy": "Never",
+            "containers": [
+                {"name": "migrate", "image": "docker-registry.registry.svc:5000/dynamic-apps/migrate:1"},
+                {"name": "vendor", "image": "vendor.example/agent:2"}
+            ]
+        }}}
+    });
+    let (stdout, _) = cluster.ok(&["create", "-o", "json", "-f", "-"], Some(&job.to_string()));
+    let job: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    let template = &job["spec"]["template"]["spec"];
+    assert_eq!(
+        template["containers"][0]["image"],
+        "registry.k8s-lab.dev/dynamic-apps/migrate:1"
+    );
+    assert!(
+        objects::cluster::pull_secret_names(template).is_empty(),
+        "no list is created in a pod template: {template}"
+    );
+    let mut pod = objects::cluster::pod_from_job(&job);
+    objects::cluster::service_account_rule(&mut pod, &["vendor-creds"]);
+    let (stdout, _) = cluster.ok(&["create", "-o", "json", "-f", "-"], Some(&pod.to_string()));
+    let stored: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(
+        objects::cluster::pull_secret_names(&stored["spec"]),
+        ["vendor-creds", "registry-credentials"]
+    );
 }
 
 /// The webhook's count of reviews, from its metrics.
@@ -161,6 +200,7 @@ fn install_use_and_uninstall_as_the_readme_says() {
         "{args}"
     );
     assert!(!args.contains("--skip-tls-verify"), "{args}");
+    job_pods_keep_service_account_secrets(&cluster);
 
     let (_, warnings) = cluster.ok(&["apply", "-f", "-"], Some(&pod("dynamic-apps", "webapp")));
     assert!(
@@ -285,6 +325,7 @@ fn the_policy_installs_without_a_webhook() {
         "{args}"
     );
     assert!(!args.contains("--skip-tls-verify"), "{args}");
+    job_pods_keep_service_account_secrets(&cluster);
 
     cluster.ok(&["apply", "-f", "-"], Some(&pod("dynamic-apps", "webapp")));
     let stored = cluster.get("dynamic-apps", "pod/webapp");
