@@ -183,6 +183,76 @@ async fn kubectl_debug_is_rewritten_and_pod_updates_are_not() {
     );
 }
 
+/// The pre-filter: a Pod whose containers name no rule registry is never
+/// sent, not even a build with TLS flags of its own; one whose env names
+/// the internal registry is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_that_name_no_rule_registry_are_not_sent() {
+    let Some(binary) = harness() else { return };
+    let server = live_server::start().await;
+    let harness = Harness::webhook(binary, &server);
+    let build = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "build", "namespace": "team"},
+        "spec": {"containers": [
+            {"name": "app", "image": "quay.io/team/app:1", "env": [{"name": "UPSTREAM", "value": "registry.example"}]},
+            {"name": "kaniko", "image": "gcr.io/kaniko-project/executor:v1.23.2",
+             "args": ["--destination=quay.io/team/app:1", "--skip-tls-verify"]}
+        ]}
+    });
+    let mut no_match = fixture("pod-create-no-match.json")["request"]["object"].clone();
+    no_match["metadata"]["namespace"] = json!("team");
+    let unsent = [no_match, build.clone()];
+    for pod in &unsent {
+        let admission = tokio::task::block_in_place(|| harness.admit(Call::create(pod, "team")));
+        assert_eq!(admission.code, 0, "{}", admission.stderr);
+        assert_eq!(
+            without_empty_objects(&admission.admitted),
+            without_empty_objects(pod)
+        );
+    }
+    assert_eq!(
+        server.requests_seen().await,
+        0.0,
+        "the matchCondition saved the calls"
+    );
+
+    let mut named = build;
+    named["spec"]["containers"][0]["env"][0]["value"] = json!("DOCKER-REGISTRY.registry:5000");
+    let admission = tokio::task::block_in_place(|| harness.admit(Call::create(&named, "team")));
+    assert_eq!(admission.code, 0, "{}", admission.stderr);
+    assert_eq!(
+        server.requests_seen().await,
+        1.0,
+        "an env value names the registry"
+    );
+}
+
+/// A matchCondition that fails to evaluate, under `failurePolicy: Ignore`:
+/// the plugin skips the webhook and admits the Pod as it is, never blocks
+/// it (the API's documented order: any false skips, an error under Ignore
+/// skips too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_match_condition_skips_the_webhook_and_blocks_nothing() {
+    let Some(binary) = harness() else { return };
+    let server = live_server::start().await;
+    let failing = |configuration: &mut Value| {
+        // An error at run time, not at compile time: no such key.
+        configuration["webhooks"][0]["matchConditions"][1]["expression"] =
+            json!("object.spec.noSuchField.size() > 0");
+    };
+    let harness = Harness::new_webhook_edited(binary, &server, failing);
+    let pod = fixture("pod-create-from-deployment.json")["request"]["object"].clone();
+    let admission =
+        tokio::task::block_in_place(|| harness.admit(Call::create(&pod, "dynamic-apps")));
+    assert_eq!(admission.code, 0, "{}", admission.stderr);
+    assert_eq!(
+        admission.admitted["spec"]["containers"][0]["image"],
+        pod["spec"]["containers"][0]["image"]
+    );
+    assert_eq!(server.requests_seen().await, 0.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_webhook_fails_open() {
     let Some(binary) = harness() else { return };

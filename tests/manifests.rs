@@ -18,6 +18,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use registry_rewriter::config::Config;
+use registry_rewriter::policy;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde::Serialize;
@@ -530,7 +531,16 @@ fn policy_overlay_is_what_the_binary_prints() {
     let webhook = &webhook.webhooks.expect("webhooks")[0];
     let selector =
         serde_json::to_value(webhook.namespace_selector.as_ref().expect("selector")).expect("JSON");
-    let skip = &webhook.match_conditions.as_ref().expect("conditions")[0];
+    let conditions = webhook.match_conditions.as_ref().expect("conditions");
+    let skip = &conditions[0];
+    // The pre-filter, as the compiled default rules write it.
+    let rules = Config::default().into_rules();
+    assert_eq!(conditions[1].name, policy::prefilter::NAME);
+    assert_eq!(
+        conditions[1].expression,
+        policy::prefilter::webhook_condition(&rules),
+        "manifests/base: regenerate with `registry-rewriter policy --webhook-match-condition`"
+    );
     for policy in objects
         .iter()
         .filter(|o| o["kind"] == "MutatingAdmissionPolicy")
@@ -543,6 +553,11 @@ fn policy_overlay_is_what_the_binary_prints() {
         );
         assert_eq!(
             spec["matchConditions"][0]["expression"], skip.expression,
+            "{name}"
+        );
+        assert_eq!(
+            spec["matchConditions"][1]["name"],
+            policy::prefilter::NAME,
             "{name}"
         );
         assert_eq!(spec["failurePolicy"], "Ignore", "{name}");

@@ -78,6 +78,11 @@ fn cases() -> Vec<Case> {
     let pods_created = "apiserver_request_total{resource=\"pods\",verb=\"create\",code=\"201\"}";
     let source_present = "registry_rewriter_sync_source_present{pod=\"s\"}";
     let out_of_sync = "registry_rewriter_sync_copies{pod=\"s\",state=\"out_of_sync\"}";
+    let excluded = "apiserver_admission_match_condition_exclusions_total{kind=\"webhook\",name=\"rewrite.registry-rewriter.k8s-lab.dev\",operation=\"CREATE\",type=\"admit\"}";
+    let condition_errors = "apiserver_admission_match_condition_evaluation_errors_total{kind=\"webhook\",name=\"rewrite.registry-rewriter.k8s-lab.dev\",operation=\"CREATE\",type=\"admit\"}";
+    let other_errors = "apiserver_admission_match_condition_evaluation_errors_total{kind=\"webhook\",name=\"other.example.com\",operation=\"CREATE\",type=\"admit\"}";
+    let out_of_budget = "apiserver_mutating_admission_policy_check_total{policy=\"registry-rewriter-pods\",policy_binding=\"registry-rewriter-pods\",error_type=\"out_of_budget\"}";
+    let policy_ok = "apiserver_mutating_admission_policy_check_total{policy=\"registry-rewriter-pods\",policy_binding=\"registry-rewriter-pods\",error_type=\"no_error\"}";
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
     let calls_ok = leak(format!("{WEBHOOK_CALLS},code=\"200\"}}"));
     let calls_failed = leak(format!("{WEBHOOK_CALLS},code=\"0\"}}"));
@@ -203,6 +208,42 @@ fn cases() -> Vec<Case> {
             alert: "RegistryRewriterSilentWhilePodsAreCreated",
             series: series(vec![(pods_created, "0+10x120"), (mutated, "0+10x120")]),
             at: "90m",
+            fires_with: None,
+        },
+        // Pods that name no rule registry: the pre-filter keeps them from
+        // the webhook, and the API server counts them as excluded.
+        Case {
+            alert: "RegistryRewriterSilentWhilePodsAreCreated",
+            series: series(vec![(pods_created, "0+10x120"), (excluded, "0+10x120")]),
+            at: "90m",
+            fires_with: None,
+        },
+        // The pre-filter errors ten minutes long; it never does.
+        Case {
+            alert: "RegistryRewriterMatchConditionFailing",
+            series: series(vec![(condition_errors, "0+5x40")]),
+            at: "30m",
+            fires_with: Some(
+                json!({"severity": "critical", "kind": "webhook", "name": "rewrite.registry-rewriter.k8s-lab.dev"}),
+            ),
+        },
+        Case {
+            alert: "RegistryRewriterMatchConditionFailing",
+            series: series(vec![(condition_errors, "0+0x40"), (other_errors, "0+5x40")]),
+            at: "30m",
+            fires_with: None,
+        },
+        // A Pod past the CEL budget; checks that all fit.
+        Case {
+            alert: "RegistryRewriterPolicyOutOfBudget",
+            series: series(vec![(out_of_budget, "0x10 1x30")]),
+            at: "20m",
+            fires_with: Some(json!({"severity": "warning", "policy": "registry-rewriter-pods"})),
+        },
+        Case {
+            alert: "RegistryRewriterPolicyOutOfBudget",
+            series: series(vec![(out_of_budget, "0x40"), (policy_ok, "0+10x40")]),
+            at: "20m",
             fires_with: None,
         },
     ]

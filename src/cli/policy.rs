@@ -19,6 +19,11 @@ pub(super) struct PolicyArgs {
     /// Output format: YAML documents, or a JSON List.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Yaml)]
     output: Format,
+    /// Print only the webhook configuration's pre-filter for these rules
+    /// (its `matchConditions` entry): a configuration that names other
+    /// registries puts it in the webhook configuration too.
+    #[arg(long)]
+    webhook_match_condition: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -33,6 +38,14 @@ pub(super) fn run(args: PolicyArgs) -> Result<ExitCode, CliError> {
         PolicyApiVersion::V1 => policy::ApiVersion::V1,
         PolicyApiVersion::V1beta1 => policy::ApiVersion::V1beta1,
     };
+    if args.webhook_match_condition {
+        let condition = serde_json::json!({
+            "name": policy::prefilter::NAME,
+            "expression": policy::prefilter::webhook_condition(config.rules()),
+        });
+        print!("{}", output::documents(&[condition], args.output)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let objects = policy::render(config.rules(), version)?;
     print!("{}", output::documents(&objects, args.output)?);
     Ok(ExitCode::SUCCESS)

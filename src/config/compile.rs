@@ -4,7 +4,7 @@
 use super::errors::{ConfigError, Problem};
 use super::{error, BuilderSpec, ConfigFile, LegacyKaniko, RewriteRuleSpec, Unknown, WrapperSpec};
 use crate::engine::rules::{
-    BuilderProfile, CredentialSpec, FlagRoles, RewriteRule, Rules, Wrapper,
+    mentioned_hosts, BuilderProfile, CredentialSpec, FlagRoles, RewriteRule, Rules, Wrapper,
 };
 use crate::engine::WORKLOADS;
 use crate::reference::{ImageRef, Location, Repository};
@@ -58,6 +58,7 @@ pub(super) fn rules(file: &ConfigFile) -> Result<Rules, ConfigError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Rules {
+        mentioned_hosts: mentioned_hosts(&rewrites),
         rewrites,
         image_pull_secrets: file.image_pull_secrets.clone(),
         kinds,

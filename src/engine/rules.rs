@@ -39,6 +39,28 @@ pub struct Rules {
     /// Image builders, tried in order.
     pub builders: Vec<BuilderProfile>,
     pub wrappers: Vec<Wrapper>,
+    /// Every rule's source and target host, lower-case, none a part of
+    /// another: text that contains none of them names no rule registry
+    /// (see [`Rules::mentions_a_registry`]).
+    pub mentioned_hosts: Vec<String>,
+}
+
+/// The hosts of `rewrites` that text must contain to name one of them: a
+/// host that contains another listed host is implied by it.
+pub fn mentioned_hosts(rewrites: &[RewriteRule]) -> Vec<String> {
+    let mut hosts: Vec<String> = rewrites
+        .iter()
+        .flat_map(|r| [&r.from_host, &r.to_host])
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    hosts.sort_by_key(String::len);
+    let mut minimal: Vec<String> = Vec::new();
+    for host in hosts {
+        if !minimal.iter().any(|m| host.contains(m.as_str())) {
+            minimal.push(host);
+        }
+    }
+    minimal
 }
 
 /// A rewrite rule, parsed and normalised.
@@ -252,6 +274,17 @@ impl RewriteRule {
 }
 
 impl Rules {
+    /// Does `text` contain a rule's host, ignoring ASCII case? Every change
+    /// the engine makes is to text that does: the admission pre-filter
+    /// (`policy::mentions_condition`) is the same test in CEL.
+    pub fn mentions_a_registry(&self, text: &str) -> bool {
+        self.mentioned_hosts.iter().any(|host| {
+            text.as_bytes()
+                .windows(host.len())
+                .any(|window| window.eq_ignore_ascii_case(host.as_bytes()))
+        })
+    }
+
     pub fn image_pull_secrets(&self) -> &[String] {
         &self.image_pull_secrets
     }

@@ -11,6 +11,7 @@
 mod credentials;
 mod expr;
 mod grammar;
+pub mod prefilter;
 
 use serde_json::{json, Value};
 
@@ -185,7 +186,10 @@ impl Policy<'_> {
                     }],
                     "namespaceSelector": namespace_selector(),
                 },
-                "matchConditions": [{"name": "not-skipped", "expression": not_skipped_condition()}],
+                "matchConditions": [
+                    {"name": "not-skipped", "expression": not_skipped_condition()},
+                    {"name": prefilter::NAME, "expression": prefilter::condition(self.rules, self.workload.pod_spec_path)},
+                ],
                 "variables": variables,
                 "mutations": mutations,
             },
@@ -264,7 +268,6 @@ impl Policy<'_> {
                 ]
             })
             .collect();
-        variables.extend(self.exprs.pattern_variables());
         let all = self.all_containers();
         let considered = self.considered();
         variables.push((
@@ -278,7 +281,8 @@ impl Policy<'_> {
             variables.push((
                 "builds".into(),
                 format!(
-                    "({all}).map(xc, {considered} ? {} : [])",
+                    "({all}).map(xc, {considered} && {} ? {} : [])",
+                    prefilter::container_mentions(self.rules),
                     self.exprs.build()
                 ),
             ));
@@ -289,10 +293,21 @@ impl Policy<'_> {
         variables
     }
 
-    /// One JSONPatch expression per concern, in the order that lets each
-    /// see the object as the engine does: builds, then what records the
-    /// original images, then the images themselves.
+    /// One JSONPatch expression: every concern's operations, each computed
+    /// from the object as it arrived, in the order the engine writes them
+    /// (builds, credentials, what records the original images, the images
+    /// themselves). One mutation, not one per concern: the plugin converts
+    /// the whole object after each mutation, which cost more than the CEL.
     fn mutations(&self) -> Vec<String> {
+        let parts: Vec<String> = self
+            .concerns()
+            .into_iter()
+            .map(|part| format!("({part})"))
+            .collect();
+        vec![parts.join(" +\n")]
+    }
+
+    fn concerns(&self) -> Vec<String> {
         let mut mutations = Vec::new();
         if !self.rules.builders.is_empty() {
             mutations.push(self.builds());

@@ -125,14 +125,34 @@ impl Harness {
         Harness::new(binary).with_webhook(server)
     }
 
+    /// The webhook plugin, with the manifests' configuration edited.
+    pub fn new_webhook_edited(
+        binary: PathBuf,
+        server: &TestServer,
+        edit: impl FnOnce(&mut Value),
+    ) -> Self {
+        Harness::new(binary).with_webhook_edited(server, edit)
+    }
+
     /// The policy plugin, with the given policies and bindings (YAML).
     pub fn policy(binary: PathBuf, policies: &str) -> Self {
         Harness::new(binary).with_policy(policies)
     }
 
-    pub fn with_webhook(mut self, server: &TestServer) -> Self {
+    pub fn with_webhook(self, server: &TestServer) -> Self {
+        self.with_webhook_edited(server, |_| {})
+    }
+
+    /// The webhook plugin, with the manifests' configuration as `edit`
+    /// leaves it.
+    pub fn with_webhook_edited(
+        mut self,
+        server: &TestServer,
+        edit: impl FnOnce(&mut Value),
+    ) -> Self {
         let path = self.dir.path().join("mwc.json");
-        let configuration = webhook_configuration(&server.ca_pems[0]);
+        let mut configuration = webhook_configuration(&server.ca_pems[0]);
+        edit(&mut configuration);
         std::fs::write(&path, configuration.to_string()).expect("write");
         self.args.push("--config".into());
         self.args.push(path.into());

@@ -65,10 +65,62 @@ pub fn run(object: &Value, workload: &Workload, scope: Scope<'_>, rules: &Rules)
     engine::mutate(&raw, workload, scope, rules).expect("the engine accepts the object")
 }
 
+/// Does a container of `object` name a rule's source or target host (ASCII
+/// case ignored) in its image, command, args or an env value? The
+/// pre-filter's test, written here apart from the engine's and the CEL.
+pub fn names_a_rule_registry(object: &Value, rules: &Rules) -> bool {
+    let hosts: Vec<String> = rules
+        .rewrites
+        .iter()
+        .flat_map(|r| {
+            [
+                r.from_host.to_ascii_lowercase(),
+                r.to_host.to_ascii_lowercase(),
+            ]
+        })
+        .collect();
+    let names = |text: &Value| {
+        text.as_str().is_some_and(|t| {
+            hosts
+                .iter()
+                .any(|h| t.to_ascii_lowercase().contains(h.as_str()))
+        })
+    };
+    let specs = [
+        &object["spec"],
+        &object["spec"]["template"]["spec"],
+        &object["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+    ];
+    specs.iter().any(|spec| {
+        ["containers", "initContainers", "ephemeralContainers"]
+            .iter()
+            .filter_map(|list| spec[list].as_array())
+            .flatten()
+            .any(|c| {
+                let lists = [&c["command"], &c["args"]];
+                let texts = lists.iter().filter_map(|l| l.as_array()).flatten();
+                let env = c["env"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| &e["value"]);
+                names(&c["image"]) || texts.chain(env).any(names)
+            })
+    })
+}
+
 /// Mutates on CREATE, applies the patch to the original, and checks that a
-/// second run over the result yields no operation (idempotency).
+/// second run over the result yields no operation (idempotency), and that
+/// an object the pre-filter would not send gets no patch.
 pub fn admit_with(object: &Value, workload: &Workload, config: &Config) -> (Value, Mutation) {
     let mutation = run(object, workload, Scope::Create, config.rules());
+    if !names_a_rule_registry(object, config.rules()) {
+        assert!(
+            mutation.patch.0.is_empty(),
+            "the pre-filter would not send this object, but the engine patches it: {:?}",
+            mutation.patch
+        );
+    }
     let mut admitted = object.clone();
     json_patch::patch(&mut admitted, &mutation.patch).expect("the patch applies to the original");
     let again = run(&admitted, workload, Scope::Create, config.rules());

@@ -415,17 +415,42 @@ fn tekton_wrapper_arguments_are_never_touched() {
     assert!(!args.contains(&"--skip-tls-verify".to_owned()));
 }
 
-#[test]
-fn tekton_script_step_in_a_kaniko_image_is_left_alone_with_a_warning() {
-    let object = tekton_step(
+/// A script's flags are hidden: one warning where the step names a rule
+/// registry (its script may push there), none where it names none.
+#[rstest]
+#[case::names_the_internal_registry("docker-registry.registry:5000/team/app:1", 1)]
+#[case::names_none("quay.io/team/app:1", 0)]
+fn tekton_script_step_in_a_kaniko_image_is_left_alone(
+    #[case] destination: &str,
+    #[case] warnings: usize,
+) {
+    let mut object = tekton_step(
         "gcr.io/kaniko-project/executor:debug",
         "/tekton/scripts/script-0-x2kfp",
         &[],
     );
+    object["spec"]["containers"][0]["env"] = json!([{"name": "PARAM_IMAGE", "value": destination}]);
     let mutation = run(&object, pod(), Scope::Create, Config::default().rules());
     assert!(mutation.is_empty());
-    assert_eq!(mutation.warnings.len(), 1);
-    assert!(mutation.warnings[0].contains("/tekton/scripts/script-0-x2kfp"));
+    assert_eq!(mutation.warnings.len(), warnings);
+    if warnings > 0 {
+        assert!(mutation.warnings[0].contains("/tekton/scripts/script-0-x2kfp"));
+    }
+}
+
+/// A build that names no rule registry is not ours: its TLS flags stay.
+#[test]
+fn a_build_that_names_no_rule_registry_is_left_as_it_is() {
+    let object = pod_running(
+        "gcr.io/kaniko-project/executor:v1.23.2",
+        Value::Null,
+        json!([
+            "--destination=registry.example:5443/a:1",
+            "--skip-tls-verify"
+        ]),
+    );
+    let mutation = run(&object, pod(), Scope::Create, Config::default().rules());
+    assert!(mutation.is_empty(), "{:?}", mutation.patch);
 }
 
 /// An Argo Workflows step as its controller writes it (the emissary executor).

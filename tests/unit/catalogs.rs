@@ -136,7 +136,7 @@ fn catalog_builds(#[case] name: &str, #[case] credential: Credential) {
 fn every_catalog_pod_has_a_case() {
     let source = include_str!("catalogs.rs");
     for name in CATALOG {
-        assert!(source.contains(&format!("(\"{name}\"")), "{name}");
+        assert!(source.contains(&format!("\"{name}\",")), "{name}");
     }
     let files = std::fs::read_dir(crate::objects::fixtures_dir().join("catalog"))
         .expect("the catalog")

@@ -13,27 +13,29 @@ use super::values::Rewritten;
 use crate::engine::explain::{shown, ChangeKind};
 use crate::engine::view::JsonStr;
 
-/// One `env` entry, as far as this step reads it.
+/// One `env` entry, as far as the builders read it.
 #[derive(Deserialize)]
-struct EnvVar<'a> {
+pub(super) struct EnvVar<'a> {
     #[serde(borrow)]
-    name: Option<JsonStr<'a>>,
+    pub name: Option<JsonStr<'a>>,
     #[serde(borrow)]
-    value: Option<JsonStr<'a>>,
+    pub value: Option<JsonStr<'a>>,
+}
+
+/// A container's `env`. The API server has checked the list's shape;
+/// anything else is not a Pod's env, and reads as none.
+pub(super) fn vars<'a>(env: Option<&'a RawValue>) -> Vec<EnvVar<'a>> {
+    env.and_then(|env| serde_json::from_str(env.get()).ok())
+        .unwrap_or_default()
 }
 
 impl<'a> Run<'_, 'a, '_> {
     /// Rewrites every variable of `env` that stands for a registry flag.
     pub(super) fn rewrite_env(&mut self, env: Option<&'a RawValue>) {
-        let (Some(env), false) = (env, self.profile.flags.env_flags.is_empty()) else {
+        if self.profile.flags.env_flags.is_empty() {
             return;
-        };
-        // The API server has checked the list's shape; anything else is
-        // not a Pod's env, and nothing in it is rewritten.
-        let Ok(vars) = serde_json::from_str::<Vec<EnvVar<'a>>>(env.get()) else {
-            return;
-        };
-        for (index, var) in vars.iter().enumerate() {
+        }
+        for (index, var) in vars(env).iter().enumerate() {
             let (Some(name), Some(value)) = (&var.name, &var.value) else {
                 continue;
             };

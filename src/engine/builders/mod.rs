@@ -122,6 +122,11 @@ fn find<'a, 'r>(
     if image_builder.is_none() && wrapper.is_none() && direct.is_none() {
         return None;
     }
+    // A build that names no rule registry is not ours to change, not even
+    // its TLS flags; the admission pre-filter relies on it.
+    if !names_a_registry(container, rules) {
+        return None;
+    }
     let mut all: Vec<Arg<'a>> = args_of(command, List::Command);
     all.extend(args_of(
         container.args.as_deref().unwrap_or_default(),
@@ -172,6 +177,21 @@ fn find<'a, 'r>(
             None
         }
     }
+}
+
+/// The container's image, command, args or an env value names a rule's
+/// registry (`Rules::mentions_a_registry`).
+fn names_a_registry(container: &ContainerView<'_>, rules: &Rules) -> bool {
+    let lists = [&container.command, &container.args];
+    container
+        .image
+        .iter()
+        .chain(lists.into_iter().flatten().flatten())
+        .any(|text| rules.mentions_a_registry(&text.0))
+        || env::vars(container.env)
+            .iter()
+            .filter_map(|var| var.value.as_ref())
+            .any(|value| rules.mentions_a_registry(&value.0))
 }
 
 fn args_of<'a>(texts: &'a [JsonStr<'a>], list: List) -> Vec<Arg<'a>> {

@@ -168,9 +168,11 @@ impl<'r> Exprs<'r> {
             "xrx.contains('@') ? xrx.substring(0, xrx.indexOf('@')) : xrx",
             "(xrn.lastIndexOf(':') > xrn.lastIndexOf('/') ? xrn.lastIndexOf(':') : size(xrn)) <= 255",
         );
+        // A constant pattern, which the API server compiles once.
         let decide = format!(
-            "xrk == '' ? ['', ''] : !(xrr.matches(variables.imageRest) && {name_fits}) ? ['', ''] : \
+            "xrk == '' ? ['', ''] : !(xrr.matches({}) && {name_fits}) ? ['', ''] : \
              xrk == 't' ? ['', 't'] : [{}, 't']",
+            lit(&grammar::image_rest()),
             self.new_text(|skip| format!("xrx.substring(xrs + {skip})"))
         );
         let body = bind(
@@ -200,8 +202,9 @@ impl<'r> Exprs<'r> {
     /// As [`Self::image_info`], for a registry location (`host[:port][/path]`).
     fn location_info(&self, x: &str) -> String {
         let decide = format!(
-            "xrk == '' ? ['', ''] : !(xrs < 0 || xrr.matches(variables.locationRest)) ? ['', ''] : \
+            "xrk == '' ? ['', ''] : !(xrs < 0 || xrr.matches({})) ? ['', ''] : \
              xrk == 't' ? ['', 't'] : [{}, 't']",
+            lit(&grammar::location_rest()),
             self.new_text(|skip| format!("(xrs < 0 ? '' : xrx.substring(xrs + {skip}))"))
         );
         let body = bind(
@@ -232,14 +235,6 @@ impl<'r> Exprs<'r> {
             &format!("string({x}).split('/')[0].lowerAscii()"),
             &bind("xrh", Self::HOST_PORT, &format!("({})", any.join(" || "))),
         )
-    }
-
-    /// The patterns, as policy variables: `(name, expression)`.
-    pub fn pattern_variables(&self) -> Vec<(String, String)> {
-        vec![
-            ("imageRest".into(), lit(&grammar::image_rest())),
-            ("locationRest".into(), lit(&grammar::location_rest())),
-        ]
     }
 
     /// Each flag of `profile` with its role, the first role winning in the
