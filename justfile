@@ -118,8 +118,16 @@ demo-sync:
     echo "--- metrics"
     curl -s http://127.0.0.1:18090/metrics | grep '^registry_rewriter_sync'
 
-# Build the container image (set IMAGE to change the name; podman works too)
+# Build the OCI image with Buildah, from scratch and without a daemon (set IMAGE to change the name)
 image:
+    image/build.sh {{image}}
+
+# Push the image `just image` built to its registry (IMAGE=...; REGISTRY_AUTH_FILE or --authfile for credentials)
+image-push *args:
+    buildah push {{args}} {{image}} docker://{{image}}
+
+# Build the image from the Dockerfile with Docker or Podman (CONTAINER_TOOL=podman)
+image-dockerfile:
     ${CONTAINER_TOOL:-docker} build -t {{image}} .
 
 # Run the criterion micro-benchmarks (engine and whole review path)
@@ -129,6 +137,10 @@ bench *args:
 # Load run over TLS on loopback against the release build, with a floor to compare (see docs/performance.md)
 bench-load *args:
     benches/load.py {{args}}
+
+# Pod creations through a real API server (kube-lite), with each back end installed and without (see docs/performance.md)
+bench-apiserver *args:
+    benches/apiserver.py {{args}}
 
 # Fuzz each target for a time budget in seconds (cargo-fuzz; see fuzz/README.md)
 fuzz seconds="60":

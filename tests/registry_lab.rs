@@ -425,3 +425,56 @@ fn kaniko_and_buildkit_find_the_account_where_they_read_credentials() {
         assert!(inspected.status.success(), "{}", text(&inspected));
     }
 }
+
+/// The image `just image` builds, shipped as the README says: `just
+/// image-push IMAGE=registry.k8s-lab.dev/platform/registry-rewriter:test`
+/// lands over TLS with the lab's credential, and a pull as CRI-O pulls
+/// (skopeo, containers/image) with the pull secret gives the digest pushed.
+#[test]
+fn the_image_ships_to_the_https_registry() {
+    let Some(lab) = enter("the_image_ships_to_the_https_registry") else {
+        return;
+    };
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let release = root.join("target/release/registry-rewriter");
+    assert!(
+        release.is_file() || std::env::var_os("CI").is_none(),
+        "CI runs `just image` first"
+    );
+    if !release.is_file() {
+        eprintln!("skipping: `just image` has not been run");
+        return;
+    }
+    let image = format!("{}/platform/registry-rewriter:test", lab.external);
+    let built = Command::new(root.join("image/build.sh"))
+        .arg(&image)
+        .env("IMAGE_BINARY", &release)
+        .output()
+        .expect("image/build.sh");
+    assert!(built.status.success(), "{}", text(&built));
+    let digest_file = lab.dir.join("pushed.digest");
+    let authfile = lab.dockerconfigjson.display().to_string();
+    let digest_arg = format!("--digestfile={}", digest_file.display());
+    let pushed = Command::new("just")
+        .current_dir(&root)
+        .env("IMAGE", &image)
+        .args(["image-push", "--authfile", &authfile, &digest_arg])
+        .output()
+        .expect("just image-push");
+    assert!(pushed.status.success(), "{}", text(&pushed));
+    let digest = std::fs::read_to_string(&digest_file).expect("the pushed digest");
+
+    let inspected = run(
+        "skopeo",
+        &[
+            "inspect",
+            "--authfile",
+            &authfile,
+            &format!("docker://{image}"),
+        ],
+    );
+    assert!(inspected.status.success(), "{}", text(&inspected));
+    let inspected: Value = serde_json::from_slice(&inspected.stdout).expect("JSON");
+    assert_eq!(inspected["Digest"], digest.trim());
+    let _ = run("buildah", &["rmi", &image]);
+}
