@@ -368,7 +368,12 @@ fn it_serves_the_readmes_review_as_cargo_run_does() {
 
     let host_port = free_port();
     let host = Command::new(env!("CARGO_BIN_EXE_registry-rewriter"))
-        .args(serve(host_port).iter().skip(1).filter(|a| !a.starts_with("--tls-")))
+        .args(
+            serve(host_port)
+                .iter()
+                .skip(1)
+                .filter(|a| !a.starts_with("--tls-")),
+        )
         .arg(format!(
             "--tls-cert={}",
             certs.path().join("tls.crt").display()

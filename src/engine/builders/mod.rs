@@ -5,7 +5,9 @@
 //! Every profile shares one argument walker (`walker`). A flag's role comes
 //! from the profile: an image reference, a registry location, BuildKit CSV
 //! (`csv`), a TLS-weakening flag to remove, a registry map to add. Every
-//! other argument keeps its value and its place.
+//! other argument keeps its value and its place. Variables the builder reads
+//! as flags are rewritten alike (`env`). A build whose text names no rule
+//! registry is not ours, and is left as it is.
 
 mod csv;
 mod env;
