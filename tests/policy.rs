@@ -387,6 +387,68 @@ fn namespaces_left_alone(#[case] namespace: &str, #[case] labels: &str) {
     );
 }
 
+/// Build credentials, each way a container can get or keep one: the same
+/// volume, mounts and variables from both back ends, and the same
+/// containers left alone.
+#[rstest]
+#[case::kaniko_gets_the_mount(json!([
+    {"name": "build", "image": KANIKO, "args": ["--destination=docker-registry.registry:5000/a:1"]}
+]), json!(null), Some("registry-rewriter-credentials"))]
+#[case::buildkit_gets_mount_and_variable(json!([
+    {"name": "build", "image": BUILDKIT, "command": ["buildctl-daemonless.sh"],
+     "args": ["build", "--output", "type=image,name=docker-registry.registry:5000/a:1,push=true"]}
+]), json!(null), Some("registry-rewriter-credentials"))]
+#[case::buildah_push_gets_its_auth_file(json!([
+    {"name": "build", "image": BUILDAH, "command": ["buildah"],
+     "args": ["push", "--tls-verify=false", "localhost/a:1", "docker://docker-registry.registry:5000/a:1"]}
+]), json!(null), Some("registry-rewriter-credentials"))]
+#[case::our_volume_name_taken(json!([
+    {"name": "build", "image": KANIKO, "args": ["--destination=docker-registry.registry:5000/a:1"]}
+]), json!([{"name": "registry-rewriter-credentials", "emptyDir": {}}]), Some("registry-rewriter-credentials-1"))]
+#[case::own_docker_config(json!([
+    {"name": "build", "image": KANIKO, "args": ["--destination=docker-registry.registry:5000/a:1"],
+     "env": [{"name": "DOCKER_CONFIG", "value": "/workspace/.docker"}]}
+]), json!(null), None)]
+#[case::own_mount_above_the_path(json!([
+    {"name": "build", "image": KANIKO, "args": ["--destination=docker-registry.registry:5000/a:1"],
+     "volumeMounts": [{"name": "own", "mountPath": "/kaniko"}]}
+]), json!([{"name": "own", "emptyDir": {}}]), None)]
+#[case::buildah_own_authfile(json!([
+    {"name": "build", "image": BUILDAH, "command": ["buildah"],
+     "args": ["push", "--authfile", "/run/own/auth.json", "localhost/a:1", "docker://docker-registry.registry:5000/a:1"]}
+]), json!(null), None)]
+#[case::two_builds_share_one_volume(json!([
+    {"name": "a", "image": KANIKO, "args": ["--destination=docker-registry.registry:5000/a:1"]},
+    {"name": "b", "image": KANIKO, "args": ["--destination=docker-registry.registry:5000/b:1"]}
+]), json!(null), Some("registry-rewriter-credentials"))]
+#[case::a_build_elsewhere_gets_none(json!([
+    {"name": "build", "image": KANIKO, "args": ["--destination=quay.io/team/a:1"]},
+    {"name": "app", "image": "docker-registry.registry:5000/app:1"}
+]), json!(null), None)]
+fn build_credentials(
+    #[case] containers: Value,
+    #[case] volumes: Value,
+    #[case] ours: Option<&str>,
+) {
+    let mut pod = pod_with(containers);
+    if !volumes.is_null() {
+        pod["spec"]["volumes"] = volumes;
+    }
+    let Some(both) = both(Call::create(&pod, "team")) else {
+        return;
+    };
+    assert_eq!(both.policy.policy_errors(), Vec::<&str>::new());
+    assert_eq!(both.policy.admitted, both.webhook.admitted);
+    let secret_volumes: Vec<&str> = both.policy.admitted["spec"]["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["secret"]["secretName"] == "registry-credentials")
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(secret_volumes, ours.into_iter().collect::<Vec<_>>());
+}
+
 /// BuildKit CSV with quoted fields (several names in one `name=`): the
 /// webhook rewrites it, the policy leaves it as it is (README, "Webhook or
 /// policy").

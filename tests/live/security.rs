@@ -169,7 +169,8 @@ fn the_image_runs_as_non_root_with_the_binary_alone() {
     );
     assert!(final_stage.contains("USER 65532:65532"));
     assert_eq!(final_stage.matches("COPY").count(), 1, "the binary alone");
-    assert!(final_stage.contains(r#"ENTRYPOINT ["/usr/local/bin/registry-rewriter", "serve"]"#));
+    assert!(final_stage.contains(r#"ENTRYPOINT ["/usr/local/bin/registry-rewriter"]"#));
+    assert!(final_stage.contains(r#"CMD ["serve"]"#));
     assert!(
         !final_stage.contains("RUN "),
         "nothing runs in the final stage"
