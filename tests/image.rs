@@ -363,7 +363,7 @@ fn it_serves_the_readmes_review_as_cargo_run_does() {
         .stderr(Stdio::null())
         .spawn()
         .expect("buildah run");
-    let server = Killed(server);
+    let server = Killed(server, Some(format!("listen=127.0.0.1:{port}")));
     let in_image = review(certs.path(), port);
 
     let host_port = free_port();
@@ -386,7 +386,7 @@ fn it_serves_the_readmes_review_as_cargo_run_does() {
         .stderr(Stdio::null())
         .spawn()
         .expect("serve");
-    let host = Killed(host);
+    let host = Killed(host, None);
     let on_host = review(certs.path(), host_port);
     assert_eq!(in_image["response"], on_host["response"]);
     assert!(in_image["response"]["patch"].is_string(), "{in_image}");
@@ -410,13 +410,18 @@ fn it_serves_the_readmes_review_as_cargo_run_does() {
     );
 }
 
-/// A child process killed when dropped.
-struct Killed(std::process::Child);
+/// A child process killed when dropped. `buildah run` starts the program
+/// in a process of its own, which outlives `buildah` when that is killed:
+/// it is found by a pattern of its command line and killed too.
+struct Killed(std::process::Child, Option<String>);
 
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        if let Some(pattern) = &self.1 {
+            let _ = run("pkill", &["-KILL", "-f", pattern]);
+        }
     }
 }
 
