@@ -98,6 +98,9 @@ impl Exprs<'_> {
         if has_tls {
             body = bind("xreach", &self.reaches_only_https(profile), &body);
         }
+        if has_image_arguments {
+            body = bind("xpa", &self.image_arguments(profile), &body);
+        }
         if has_subcommands || has_image_arguments || has_tls {
             let subcommand = if has_subcommands {
                 "xf >= 0 ? xw[xf] : ''"
@@ -133,9 +136,8 @@ impl Exprs<'_> {
     /// rewrite target, so every registry the command reaches is HTTPS.
     fn reaches_only_https(&self, profile: &BuilderProfile) -> String {
         let reach = format!(
-            "xsub in {} && xl > xf && {}",
+            "xsub in {} && xl > xf && xpa[xl][1] == 't'",
             lit_list(&profile.image_arguments),
-            bind("xa", "string(xw[xl])", &self.image_argument_on_target())
         );
         bind("xl", LAST_POSITIONAL, &reach)
     }
@@ -150,14 +152,9 @@ impl Exprs<'_> {
         if !profile.image_arguments.is_empty() {
             // A positional argument that is an image: after the subcommand,
             // when the subcommand takes images.
-            let is_image_argument = format!(
-                "(xd[0] == 'p' && xj != xt && xj > xf && xsub in {})",
-                lit_list(&profile.image_arguments)
-            );
             new_text.push_str(&format!(
-                "{is_image_argument} ? [{}, {} ? 'a' : ''] : ",
-                self.new_image_argument(),
-                self.image_argument_on_target()
+                "{} ? [xpa[xj][0] != '' ? xpa[xj][0] : string(xa), xpa[xj][1] == 't' ? 'a' : ''] : ",
+                is_image_argument("xd", profile)
             ));
         }
         new_text.push_str("[string(xa), '']");
@@ -233,32 +230,24 @@ impl Exprs<'_> {
         value_new
     }
 
-    /// The new text of image argument `xa`; transports other than
-    /// `docker://` name no registry.
-    fn new_image_argument(&self) -> String {
-        format!(
-            "(xa.startsWith('docker://') ? {} : {} ? string(xa) : {})",
+    /// `xpa`: for each argument that is an image argument of the
+    /// subcommand, `[new text or '', 't' if it names a rewrite target after
+    /// its rewrite]`, else `['', '']`; each one parsed once. Transports other
+    /// than `docker://` name no registry.
+    fn image_arguments(&self, profile: &BuilderProfile) -> String {
+        let info = format!(
+            "(xa.startsWith('docker://') ? {} : {} ? ['', ''] : {})",
             bind(
                 "xri",
                 &self.image_info("xa.substring(9)"),
-                "xri[0] != '' ? 'docker://' + xri[0] : string(xa)"
+                "[xri[0] != '' ? 'docker://' + xri[0] : '', xri[1]]"
             ),
             other_transport(),
-            bind(
-                "xri",
-                &self.image_info("xa"),
-                "xri[0] != '' ? xri[0] : string(xa)"
-            )
-        )
-    }
-
-    /// Image argument `xa` names a rewrite target, after its rewrite.
-    fn image_argument_on_target(&self) -> String {
-        format!(
-            "(xa.startsWith('docker://') ? {}[1] == 't' : {} ? false : {}[1] == 't')",
-            self.image_info("xa.substring(9)"),
-            other_transport(),
             self.image_info("xa")
+        );
+        format!(
+            "xw.transformList(xj, xa, {} ? {info} : ['', ''])",
+            is_image_argument("xds[xj]", profile)
         )
     }
 
@@ -354,6 +343,15 @@ fn describe(tables: &Tables) -> String {
         role_before = tables.role("xw[xj - 1]"),
         glued_takes = tables.takes_value("xa.substring(0, 2)"),
         role_glued = tables.role("xa.substring(0, 2)"),
+    )
+}
+
+/// Argument `xj`, described by `xd`, is an image argument: a positional
+/// after the subcommand, when the subcommand takes images.
+fn is_image_argument(xd: &str, profile: &BuilderProfile) -> String {
+    format!(
+        "({xd}[0] == 'p' && xj != xt && xj > xf && xsub in {})",
+        lit_list(&profile.image_arguments)
     )
 }
 
