@@ -43,6 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from load import h2load_result
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "target" / "bench-apiserver"
 MODES = ["none", "webhook", "policy", "both"]
@@ -104,17 +106,8 @@ def h2load(server, path, body, creates, concurrency, log_file):
     cmd = ["h2load", f"https://127.0.0.1:{server.port}{path}", "-d", body, "-n", str(creates),
            "-c", str(concurrency), "-m", "1", "-t", "1", "--log-file", log_file,
            "-H", "content-type: application/json", "-H", f"authorization: Bearer {server.token}"]
-    output = run(cmd).stdout
-    result = {}
-    for line in output.splitlines():
-        line = line.strip()
-        if line.startswith("finished in"):
-            result["creates_per_s"] = float(line.split(",")[1].split()[0])
-        if line.startswith("status codes:"):
-            result["status_2xx"] = int(line.split(":")[1].split()[0])
-    latencies = sorted(int(l.split("\t")[2]) for l in Path(log_file).read_text().splitlines() if l.strip())
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] / 1000
-    result.update(p50_ms=pick(0.50), p99_ms=pick(0.99))
+    result = h2load_result(run(cmd).stdout, log_file)
+    result["creates_per_s"] = result["req_per_s"]
     if result.get("status_2xx") != creates:
         sys.exit(f"only {result.get('status_2xx')} of {creates} creates succeeded at {path}")
     return result

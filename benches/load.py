@@ -111,7 +111,11 @@ def h2load(port, fixture, args, log_file=None):
            "-H", "content-type: application/json", "-t", "1"] + args
     if log_file:
         cmd += ["--log-file", str(log_file)]
-    output = run(cmd).stdout
+    return h2load_result(run(cmd).stdout, log_file)
+
+
+def h2load_result(output, log_file=None):
+    """What h2load printed, and latency percentiles from its per-request log."""
     result = {}
     for line in output.splitlines():
         line = line.strip()

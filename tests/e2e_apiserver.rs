@@ -631,18 +631,11 @@ async fn a_jobs_pods_keep_their_service_accounts_pull_secrets() {
     let Some(binary) = harness() else { return };
     let server = live_server::start().await;
     let harness = Harness::webhook(binary, &server);
-    let job = json!({
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": "build", "namespace": "team"},
-        "spec": {"template": {"spec": {
-            "serviceAccountName": "builder",
-            "containers": [
-                {"name": "app", "image": "docker-registry.registry.svc:5000/team/app:1"},
-                {"name": "vendor", "image": "vendor.example/agent:2"}
-            ],
-            "restartPolicy": "Never"
-        }}}
-    });
+    let job = objects::cluster::job_beside_a_vendor_image(
+        "team",
+        "build",
+        "docker-registry.registry.svc:5000/team/app:1",
+    );
     let stored = tokio::task::block_in_place(|| harness.admit(Call::create(&job, "team")));
     assert_eq!(stored.code, 0, "{}", stored.stderr);
     let template = &stored.admitted["spec"]["template"]["spec"];

@@ -60,18 +60,11 @@ fn pod(namespace: &str, name: &str) -> String {
 /// rule applied (kube-lite runs neither): admitted, that Pod keeps its
 /// ServiceAccount's secret and gets ours.
 fn job_pods_keep_service_account_secrets(cluster: &Cluster) {
-    let job = serde_json::json!({
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": "migrate", "namespace": "dynamic-apps"},
-        "spec": {"template": {"spec": {
-            "serviceAccountName": "builder",
-            "restartPolicy": "Never",
-            "containers": [
-                {"name": "migrate", "image": "docker-registry.registry.svc:5000/dynamic-apps/migrate:1"},
-                {"name": "vendor", "image": "vendor.example/agent:2"}
-            ]
-        }}}
-    });
+    let job = objects::cluster::job_beside_a_vendor_image(
+        "dynamic-apps",
+        "migrate",
+        "docker-registry.registry.svc:5000/dynamic-apps/migrate:1",
+    );
     let (stdout, _) = cluster.ok(&["create", "-o", "json", "-f", "-"], Some(&job.to_string()));
     let job: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
     let template = &job["spec"]["template"]["spec"];

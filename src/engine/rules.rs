@@ -276,7 +276,7 @@ impl RewriteRule {
 impl Rules {
     /// Does `text` contain a rule's host, ignoring ASCII case? Every change
     /// the engine makes is to text that does: the admission pre-filter
-    /// (`policy::mentions_condition`) is the same test in CEL.
+    /// (`policy::prefilter`) is the same test in CEL.
     pub fn mentions_a_registry(&self, text: &str) -> bool {
         self.mentioned_hosts.iter().any(|host| {
             text.as_bytes()

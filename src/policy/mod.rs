@@ -70,7 +70,7 @@ pub fn namespace_selector() -> Value {
     })
 }
 
-const LISTS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
+pub(crate) const LISTS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
 
 /// Which containers a policy rewrites.
 #[derive(Clone, Copy, PartialEq, Eq)]

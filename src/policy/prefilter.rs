@@ -11,23 +11,26 @@
 use crate::engine::rules::Rules;
 
 use super::expr::lit;
+use super::LISTS;
 
 /// The condition's name in the webhook configuration and the policies.
 pub const NAME: &str = "names-a-rule-registry";
 
-const LISTS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
-
 /// Text `x` contains one of the rules' hosts.
 fn text_mentions(rules: &Rules, x: &str) -> String {
-    let tests: Vec<String> = rules
-        .mentioned_hosts
-        .iter()
-        .map(|host| format!("xl.contains({})", lit(host)))
-        .collect();
-    match tests.as_slice() {
-        [] => "false".to_owned(),
-        [one] => one.replace("xl.", &format!("{x}.lowerAscii().")),
-        _ => format!("[{x}.lowerAscii()].exists(xl, {})", tests.join(" || ")),
+    let contains_a_host = |text: &str| {
+        let tests: Vec<String> = rules
+            .mentioned_hosts
+            .iter()
+            .map(|host| format!("{text}.contains({})", lit(host)))
+            .collect();
+        tests.join(" || ")
+    };
+    match rules.mentioned_hosts.len() {
+        0 => "false".to_owned(),
+        1 => contains_a_host(&format!("{x}.lowerAscii()")),
+        // Lower-cased once for all the hosts.
+        _ => format!("[{x}.lowerAscii()].exists(xl, {})", contains_a_host("xl")),
     }
 }
 
@@ -67,34 +70,25 @@ pub fn condition(rules: &Rules, path: &[&str]) -> String {
 /// and the template kinds, so each place a pod spec can be is tried, every
 /// step guarded by `has()`.
 pub fn webhook_condition(rules: &Rules) -> String {
-    let places = [
-        ("object.spec", vec![]),
-        (
-            "object.spec.template.spec",
-            vec!["object.spec", "object.spec.template"],
-        ),
-        (
-            "object.spec.jobTemplate.spec.template.spec",
-            vec![
-                "object.spec",
-                "object.spec.jobTemplate",
-                "object.spec.jobTemplate.spec",
-                "object.spec.jobTemplate.spec.template",
-            ],
-        ),
+    let specs = [
+        "spec",
+        "spec.template.spec",
+        "spec.jobTemplate.spec.template.spec",
     ];
-    let parts: Vec<String> = places
+    let parts: Vec<String> = specs
         .iter()
-        .map(|(spec, parents)| {
-            let guards: Vec<String> = parents
-                .iter()
-                .chain(std::iter::once(spec))
-                .map(|p| format!("has({p})"))
+        .map(|spec| {
+            // `has()` of every field on the way: `object.spec`, then
+            // `object.spec.template`, and so on.
+            let fields: Vec<&str> = spec.split('.').collect();
+            let guards: Vec<String> = (1..=fields.len())
+                .map(|n| format!("has(object.{})", fields[..n].join(".")))
                 .collect();
+            let at = format!("object.{spec}");
             format!(
                 "({} && ({}))",
                 guards.join(" && "),
-                spec_mentions(rules, spec)
+                spec_mentions(rules, &at)
             )
         })
         .collect();

@@ -5,6 +5,23 @@
 
 use serde_json::{json, Value};
 
+/// A Job whose ServiceAccount (`builder`) carries its own pull secret: one
+/// container on `image`, one on a vendor's registry.
+pub fn job_beside_a_vendor_image(namespace: &str, name: &str, image: &str) -> Value {
+    json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"template": {"spec": {
+            "serviceAccountName": "builder",
+            "restartPolicy": "Never",
+            "containers": [
+                {"name": name, "image": image},
+                {"name": "vendor", "image": "vendor.example/agent:2"}
+            ]
+        }}}
+    })
+}
+
 /// The Pod the Job controller makes from a stored Job: the template's
 /// metadata and spec, a generated name, the Job as owner
 /// (k8s.io/kubernetes pkg/controller/controller_utils.go, GetPodFromTemplate).

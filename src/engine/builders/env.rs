@@ -31,11 +31,11 @@ pub(super) fn vars<'a>(env: Option<&'a RawValue>) -> Vec<EnvVar<'a>> {
 
 impl<'a> Run<'_, 'a, '_> {
     /// Rewrites every variable of `env` that stands for a registry flag.
-    pub(super) fn rewrite_env(&mut self, env: Option<&'a RawValue>) {
+    pub(super) fn rewrite_env(&mut self, env: &[EnvVar<'a>]) {
         if self.profile.flags.env_flags.is_empty() {
             return;
         }
-        for (index, var) in vars(env).iter().enumerate() {
+        for (index, var) in env.iter().enumerate() {
             let (Some(name), Some(value)) = (&var.name, &var.value) else {
                 continue;
             };

@@ -21,6 +21,7 @@ use super::rules::{BuilderProfile, Rules, Wrapper, IMAGE_TRANSPORTS as TRANSPORT
 use super::view::{ContainerView, JsonStr};
 use super::ContainerAt;
 use crate::reference::{Domain, ImageRef};
+use env::EnvVar;
 use run::{Edits, Run};
 use walker::{Arg, List};
 
@@ -31,6 +32,8 @@ struct Invocation<'a, 'r> {
     profile: &'r BuilderProfile,
     args: Vec<Arg<'a>>,
     insert_at: InsertAt,
+    /// The container's `env`, read once.
+    env: Vec<EnvVar<'a>>,
 }
 
 /// Where new flags go: a list, and the index to insert at (`None`: a list
@@ -79,7 +82,7 @@ pub(crate) fn rewrite<'a, 'r>(
         mapped: Vec::new(),
         fields: [None, None],
     };
-    run.rewrite(container.env);
+    run.rewrite(&invocation.env);
     let (list, index) = invocation.insert_at;
     let mut edits = run.edits;
     let mut maps_added = false;
@@ -126,7 +129,8 @@ fn find<'a, 'r>(
     }
     // A build that names no rule registry is not ours to change, not even
     // its TLS flags; the admission pre-filter relies on it.
-    if !names_a_registry(container, rules) {
+    let env = env::vars(container.env);
+    if !names_a_registry(container, &env, rules) {
         return None;
     }
     let mut all: Vec<Arg<'a>> = args_of(command, List::Command);
@@ -141,6 +145,7 @@ fn find<'a, 'r>(
             profile,
             args: all,
             insert_at: (List::Args, container.args.is_some().then_some(0)),
+            env,
         });
     };
     let (program, profile) = match wrapper {
@@ -166,6 +171,7 @@ fn find<'a, 'r>(
             profile,
             args: program.args,
             insert_at: program.insert_at,
+            env,
         }),
         None => {
             if let Some(profile) = image_builder {
@@ -183,17 +189,14 @@ fn find<'a, 'r>(
 
 /// The container's image, command, args or an env value names a rule's
 /// registry (`Rules::mentions_a_registry`).
-fn names_a_registry(container: &ContainerView<'_>, rules: &Rules) -> bool {
+fn names_a_registry(container: &ContainerView<'_>, env: &[EnvVar<'_>], rules: &Rules) -> bool {
     let lists = [&container.command, &container.args];
     container
         .image
         .iter()
         .chain(lists.into_iter().flatten().flatten())
+        .chain(env.iter().filter_map(|var| var.value.as_ref()))
         .any(|text| rules.mentions_a_registry(&text.0))
-        || env::vars(container.env)
-            .iter()
-            .filter_map(|var| var.value.as_ref())
-            .any(|value| rules.mentions_a_registry(&value.0))
 }
 
 fn args_of<'a>(texts: &'a [JsonStr<'a>], list: List) -> Vec<Arg<'a>> {

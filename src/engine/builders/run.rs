@@ -2,8 +2,7 @@
 //! decides what happens to it (rewritten, removed, kept), and what the
 //! build reaches decides whether `--tls-verify=false` may go.
 
-use serde_json::value::RawValue;
-
+use super::env::EnvVar;
 use super::field;
 use super::walker::{walk, Arg, Flag, Item, List, Value};
 use crate::engine::explain::{shown, ChangeKind};
@@ -89,7 +88,7 @@ impl<'x, 'a, 'r> Run<'x, 'a, 'r> {
             .clone()
     }
 
-    pub(super) fn rewrite(&mut self, env: Option<&'a RawValue>) {
+    pub(super) fn rewrite(&mut self, env: &[EnvVar<'a>]) {
         let items = walk(self.args, |name| self.takes_value(name));
         self.flags_seen = items
             .iter()

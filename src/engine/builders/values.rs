@@ -104,12 +104,14 @@ impl<'a> Run<'_, 'a, '_> {
             self.mapped.push(key);
             let mut new_mirrors = Vec::new();
             for mirror in mirrors.split(',') {
-                let new_mirror = Location::parse(mirror).ok().and_then(|l| {
-                    let (rule, rest) = self.rules.find_rule(&l.domain, l.path.unwrap_or(""))?;
-                    Some(rule.rewrite_name(rest))
-                });
-                let on_target = Location::parse(new_mirror.as_deref().unwrap_or(mirror))
-                    .is_ok_and(|l| self.rules.is_rewrite_target(&l.domain));
+                // A mirror that does not parse names no registry: kept.
+                let (new_mirror, on_target) = match Location::parse(mirror) {
+                    Ok(l) => match self.rules.find_rule(&l.domain, l.path.unwrap_or("")) {
+                        Some((rule, rest)) => (Some(rule.rewrite_name(rest)), true),
+                        None => (None, self.rules.is_rewrite_target(&l.domain)),
+                    },
+                    Err(_) => (None, false),
+                };
                 // Base images pulled from a rewrite target.
                 self.reaches_target |= on_target;
                 changed |= new_mirror.is_some();

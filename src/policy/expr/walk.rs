@@ -223,7 +223,9 @@ impl Exprs<'_> {
                 "xvi[0] != '' ? xvi[0] : xv",
             );
             value_new.push_str(&format!(
-                "xd[1] == 'm' ? [xd[3] + xd[2].split(';').map(xm, xm.contains('=') ?                  xm.substring(0, xm.indexOf('=') + 1) +                  xm.substring(xm.indexOf('=') + 1).split(',').map(xv, {mirror}).join(',') : xm).join(';'), ''] : "
+                "xd[1] == 'm' ? [xd[3] + xd[2].split(';').map(xm, xm.contains('=') ? \
+                 xm.substring(0, xm.indexOf('=') + 1) + \
+                 xm.substring(xm.indexOf('=') + 1).split(',').map(xv, {mirror}).join(',') : xm).join(';'), ''] : "
             ));
         }
         value_new.push_str("[string(xa), '']");
