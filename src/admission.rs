@@ -23,7 +23,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::engine::view::{self, FieldError, JsonStr, MapOnly};
-use crate::engine::{self, ChangeKind, ObjectView, Rules, Scope, Workload};
+use crate::engine::{
+    self, ChangeKind, Leftover, LeftoverReason, ObjectView, Rules, Scope, Workload,
+};
 use crate::json_text;
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -84,6 +86,7 @@ pub struct Summary<'a> {
     pub dry_run: bool,
     pub outcome: Outcome,
     pub changes: Vec<ChangeKind>,
+    pub leftovers: Vec<LeftoverReason>,
 }
 
 /// The answer to a well-formed review.
@@ -248,6 +251,7 @@ pub fn review<'a>(body: &'a [u8], config: &Rules) -> Result<Reviewed<'a>, Review
         dry_run: request.dry_run.unwrap_or(false),
         outcome: Outcome::Ignored,
         changes: Vec::new(),
+        leftovers: Vec::new(),
     };
 
     let (Some(workload), Some(scope)) = (enabled_workload, scope) else {
@@ -282,11 +286,14 @@ pub fn review<'a>(body: &'a [u8], config: &Rules) -> Result<Reviewed<'a>, Review
         Outcome::Mutated
     };
     summary.changes = mutation.changes.iter().map(|c| c.kind).collect();
+    summary.leftovers = mutation.leftovers.iter().map(|l| l.reason).collect();
+    let left: Vec<String> = mutation.leftovers.iter().map(Leftover::message).collect();
     let lines: Vec<&str> = mutation
         .changes
         .iter()
         .map(|c| c.message.as_str())
         .chain(mutation.warnings.iter().map(String::as_str))
+        .chain(left.iter().map(String::as_str))
         .collect();
     let patch = (!mutation.is_empty()).then_some(&mutation.patch);
     Ok(respond(&request.uid, patch, &lines, summary))

@@ -28,6 +28,11 @@ struct FieldLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -42,6 +47,7 @@ struct Inner {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     rewrites: Family<FieldLabels, Counter>,
+    leftovers: Family<ReasonLabels, Counter>,
     duration: Histogram,
     certificate_expiry: Gauge,
     certificate_reloads: Family<ResultLabels, Counter>,
@@ -69,6 +75,12 @@ impl Metrics {
             "rewrites",
             "Changes made, by what was changed",
             rewrites.clone(),
+        );
+        let leftovers = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "leftovers",
+            "Values left naming a rewrite source (each also a warning), by why",
+            leftovers.clone(),
         );
         // 50 µs up to about 0.8 s.
         let duration = Histogram::new(exponential_buckets(0.00005, 2.0, 15));
@@ -106,6 +118,7 @@ impl Metrics {
                 registry,
                 requests,
                 rewrites,
+                leftovers,
                 duration,
                 certificate_expiry,
                 certificate_reloads,
@@ -123,8 +136,15 @@ impl Metrics {
         operation: &'static str,
         outcome: &'static str,
         changes: impl IntoIterator<Item = &'static str>,
+        leftovers: impl IntoIterator<Item = &'static str>,
         elapsed: Option<Duration>,
     ) {
+        for reason in leftovers {
+            self.inner
+                .leftovers
+                .get_or_create(&ReasonLabels { reason })
+                .inc();
+        }
         self.inner
             .requests
             .get_or_create(&RequestLabels {

@@ -30,8 +30,9 @@ pub(super) struct MutateArgs {
     /// template, for audits).
     #[arg(short = 'o', long = "output", value_enum, default_value_t = MutateOutput::Yaml)]
     output: MutateOutput,
-    /// Exit 1 when anything would change and 0 when nothing would, as
-    /// `kubectl diff` does; above 1 on an error.
+    /// Exit 1 when anything would change, or a value would be left naming
+    /// a rewrite source, and 0 otherwise, as `kubectl diff` does; above 1
+    /// on an error.
     #[arg(long)]
     pub(super) exit_code: bool,
 }
@@ -83,7 +84,12 @@ pub(super) fn run(args: MutateArgs) -> Result<ExitCode, CliError> {
     std::io::stdout()
         .write_all(text.as_bytes())
         .map_err(io_error("writing the output"))?;
-    let changes = previewed.iter().any(|d| d.changed_objects > 0);
+    let changes = previewed.iter().any(|d| {
+        d.changed_objects > 0
+            || d.rows
+                .iter()
+                .any(|r| matches!(r.finding, preview::Finding::Leftover(_)))
+    });
     Ok(match (args.exit_code, changes) {
         (true, true) => ExitCode::from(EXIT_CHANGES),
         _ => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@
 mod builders;
 mod credentials;
 mod explain;
+mod leftovers;
 mod patch;
 pub mod rules;
 pub mod view;
@@ -17,6 +18,7 @@ use serde_json::value::RawValue;
 use crate::reference::{ImageRef, ReferenceError};
 use explain::shown;
 pub use explain::{Change, ChangeKind};
+pub use leftovers::{Leftover, LeftoverReason};
 use patch::PatchBuilder;
 pub use rules::{Rules, ORIGINAL_IMAGES_ANNOTATION, SKIP_ANNOTATION};
 use view::{read_object, ContainerView, JsonStr};
@@ -30,6 +32,8 @@ pub struct Mutation {
     pub changes: Vec<Change>,
     /// Things noticed but left alone, such as a reference that does not parse.
     pub warnings: Vec<String>,
+    /// Values left naming a rewrite source, each also a warning line.
+    pub leftovers: Vec<Leftover>,
     /// The object opted out with the skip annotation.
     pub skipped: bool,
     /// The object's `metadata.generateName`, for logs when it has no name yet.
@@ -144,7 +148,13 @@ pub fn mutate_parts(
                 .map(|text| (text, ImageRef::parse(text)));
             on_target_registry |= rewrite_image(&at, image.as_ref(), rules, &mut patch);
             let image = image.as_ref().and_then(|(_, parsed)| parsed.as_ref().ok());
-            if let Some(build) = builders::rewrite(&at, container, image, rules, &mut patch) {
+            let build = builders::rewrite(&at, container, image, rules, &mut patch);
+            if mentions_in_values(container, rules) {
+                let env = builders::env_vars(container.env);
+                let builder = build.as_ref().map(|b| b.profile);
+                leftovers::note(&at, container, &env, builder, rules, &mut patch);
+            }
+            if let Some(build) = build {
                 builds.push(credentials::Site {
                     at,
                     container,
@@ -169,6 +179,21 @@ pub fn mutate_parts(
         generate_name,
         ..patch.finish()
     })
+}
+
+/// The container's `command`, `args` or `env` may name a rule registry: a
+/// cheap test on the raw text, before any leftover is looked for (an
+/// escaped `env` is read to be sure).
+fn mentions_in_values(container: &ContainerView<'_>, rules: &Rules) -> bool {
+    let lists = [&container.command, &container.args];
+    lists
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|text| rules.mentions_a_registry(&text.0))
+        || container
+            .env
+            .is_some_and(|env| env.get().contains("\\u") || rules.mentions_a_registry(env.get()))
 }
 
 /// Where a container is, for patch paths and explanation lines.

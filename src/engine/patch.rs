@@ -7,6 +7,7 @@ use jsonptr::{PointerBuf, Token};
 use serde_json::{Map, Value};
 
 use super::explain::{shown, Change, ChangeKind};
+use super::leftovers::Leftover;
 use super::rules::ORIGINAL_IMAGES_ANNOTATION;
 use super::view::{MetadataView, SecretRefView};
 use super::{ContainerAt, Mutation};
@@ -17,6 +18,20 @@ pub(crate) struct PatchBuilder {
     changes: Vec<Change>,
     warnings: Vec<String>,
     original_images: Vec<(String, String)>,
+    /// Container values replaced or removed, for the leftover lines.
+    edited: Vec<Edited>,
+    leftovers: Vec<Leftover>,
+}
+
+/// A value of a container's `command`, `args` or `env` that the patch
+/// replaces (with `new`) or removes (`None`), by original index.
+#[derive(Debug)]
+pub(crate) struct Edited {
+    pub list: &'static str,
+    pub container: usize,
+    pub field: &'static str,
+    pub index: usize,
+    pub new: Option<String>,
 }
 
 /// Edits to one string list (`command` or `args`), by original index.
@@ -44,6 +59,8 @@ impl PatchBuilder {
             changes: Vec::new(),
             warnings: Vec::new(),
             original_images: Vec::new(),
+            edited: Vec::new(),
+            leftovers: Vec::new(),
         }
     }
 
@@ -72,6 +89,10 @@ impl PatchBuilder {
         self.warnings.push(warning);
     }
 
+    pub fn leave(&mut self, leftover: Leftover) {
+        self.leftovers.push(leftover);
+    }
+
     pub fn explain(&mut self, kind: ChangeKind, message: String) {
         self.changes.push(Change { kind, message });
     }
@@ -90,8 +111,31 @@ impl PatchBuilder {
         self.original_images.push((label, old.to_owned()));
     }
 
-    /// Replaces one string of a container, such as `env/0/value`.
-    pub fn replace_in_container(&mut self, at: &ContainerAt<'_>, rest: &[&str], value: String) {
+    /// What the patch does to the values of `at`'s `field`.
+    pub fn edited<'s>(
+        &'s self,
+        at: &'s ContainerAt<'_>,
+        field: &'s str,
+    ) -> impl Iterator<Item = &'s Edited> + 's {
+        self.edited
+            .iter()
+            .filter(move |e| e.list == at.list && e.container == at.index && e.field == field)
+    }
+
+    /// Replaces the value of a container's `env[index]`.
+    pub fn replace_env_value(&mut self, at: &ContainerAt<'_>, index: usize, value: String) {
+        self.edited.push(Edited {
+            list: at.list,
+            container: at.index,
+            field: "env",
+            index,
+            new: Some(value.clone()),
+        });
+        self.replace_in_container(at, &["env", &index.to_string(), "value"], value);
+    }
+
+    /// Replaces one string of a container, such as `image`.
+    fn replace_in_container(&mut self, at: &ContainerAt<'_>, rest: &[&str], value: String) {
         self.operations
             .push(PatchOperation::Replace(ReplaceOperation {
                 path: self.container_pointer(at, rest),
@@ -105,10 +149,21 @@ impl PatchBuilder {
     pub fn edit_list(
         &mut self,
         at: &ContainerAt<'_>,
-        field: &str,
+        field: &'static str,
         list_exists: bool,
         edits: ListEdits,
     ) {
+        let edited = |index: usize, new: Option<&String>| Edited {
+            list: at.list,
+            container: at.index,
+            field,
+            index,
+            new: new.cloned(),
+        };
+        self.edited
+            .extend(edits.replaced.iter().map(|(i, new)| edited(*i, Some(new))));
+        self.edited
+            .extend(edits.removed.iter().map(|i| edited(*i, None)));
         for (index, value) in edits.replaced {
             self.operations
                 .push(PatchOperation::Replace(ReplaceOperation {
@@ -316,6 +371,7 @@ impl PatchBuilder {
             patch: Patch(self.operations),
             changes: self.changes,
             warnings: self.warnings,
+            leftovers: self.leftovers,
             skipped: false,
             generate_name: None,
         }

@@ -260,6 +260,40 @@ impl RewriteRule {
         domain.port == self.to_port && domain.host.eq_ignore_ascii_case(&self.to_host)
     }
 
+    /// `text` names this rule's source registry (see [`Rules::named_source`]).
+    pub fn is_named_in(&self, text: &str) -> bool {
+        let bytes = text.as_bytes();
+        let host = self.from_host.as_bytes();
+        let is_host_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
+        (0..bytes.len().saturating_sub(host.len() - 1)).any(|start| {
+            let end = start + host.len();
+            if !bytes[start..end].eq_ignore_ascii_case(host)
+                || (start > 0 && is_host_byte(bytes[start - 1]))
+            {
+                return false;
+            }
+            let rest = &bytes[end..];
+            let digits = |from: usize| {
+                rest.get(from..)
+                    .map_or(0, |r| r.iter().take_while(|b| b.is_ascii_digit()).count())
+            };
+            match (self.from_port, rest.first()) {
+                (_, Some(b)) if is_host_byte(*b) => false,
+                (Some(port), Some(b':')) => {
+                    let n = digits(1);
+                    n > 0
+                        && std::str::from_utf8(&rest[1..1 + n])
+                            .ok()
+                            .and_then(|d| d.parse::<u16>().ok())
+                            == Some(port)
+                }
+                (Some(_), _) => false,
+                (None, Some(b':')) => digits(1) == 0,
+                (None, _) => true,
+            }
+        })
+    }
+
     /// The new `domain/path` for a matched remainder.
     pub fn rewrite_name(&self, rest: &str) -> String {
         let mut name = self.to_domain.clone();
@@ -283,6 +317,18 @@ impl Rules {
                 .windows(host.len())
                 .any(|window| window.eq_ignore_ascii_case(host.as_bytes()))
         })
+    }
+
+    /// The first rule whose source registry `text` names at a host-and-port
+    /// boundary (ASCII case ignored): `docker-registry:5000/x` names
+    /// `docker-registry:5000`; `my-docker-registry:5000` and
+    /// `docker-registry:50001` do not. What a leftover line reports, and
+    /// what the guard's CEL tests (`policy::guard`).
+    pub fn named_source(&self, text: &str) -> Option<&RewriteRule> {
+        if !self.mentions_a_registry(text) {
+            return None;
+        }
+        self.rewrites.iter().find(|rule| rule.is_named_in(text))
     }
 
     pub fn image_pull_secrets(&self) -> &[String] {

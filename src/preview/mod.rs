@@ -10,7 +10,7 @@ mod simulate;
 
 use serde_json::Value;
 
-use crate::engine::{self, Change};
+use crate::engine::{self, Change, Leftover};
 pub use input::{read_sources, InputError};
 pub use report::{lines, summary, table};
 pub use simulate::{preview, read_documents, stream_json};
@@ -69,13 +69,35 @@ pub struct Previewed {
     pub rows: Vec<Row>,
 }
 
-/// One change to one object, for a table.
+/// One change to one object, or one value left naming a rewrite source,
+/// for a table.
 #[derive(Debug, Clone)]
 pub struct Row {
     pub namespace: String,
     pub kind: String,
     pub name: String,
-    pub change: Change,
+    pub finding: Finding,
+}
+
+/// What a row reports.
+#[derive(Debug, Clone)]
+pub enum Finding {
+    Change(Change),
+    Leftover(Leftover),
+}
+
+impl Finding {
+    /// Field, old value and new value; a leftover's new value is its own.
+    pub fn parts(&self) -> (String, Option<&str>, Option<&str>) {
+        match self {
+            Finding::Change(change) => change.parts(),
+            Finding::Leftover(left) => (
+                left.field.clone(),
+                Some(&left.value),
+                Some("<left as it is>"),
+            ),
+        }
+    }
 }
 
 /// Which kinds are previewed.

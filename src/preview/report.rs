@@ -1,7 +1,7 @@
 //! What `mutate` tells a person: a line per change and warning, a table
 //! as `kubectl get` prints one, and a summary line.
 
-use super::{Kinds, Previewed, Row};
+use super::{Finding, Kinds, Previewed, Row};
 use crate::engine::ChangeKind;
 
 /// The changes as `kubectl get` would print them: one row each, columns
@@ -16,7 +16,7 @@ pub fn table(rows: &[Row]) -> String {
         "NEW".into(),
     ]];
     for row in rows {
-        let (field, old, new) = row.change.parts();
+        let (field, old, new) = row.finding.parts();
         lines.push([
             row.namespace.clone(),
             row.kind.clone(),
@@ -56,9 +56,14 @@ pub fn summary(previewed: &[Previewed]) -> String {
         previewed
             .iter()
             .flat_map(|p| &p.rows)
-            .filter(|row| wanted.contains(&row.change.kind))
+            .filter(|row| matches!(&row.finding, Finding::Change(c) if wanted.contains(&c.kind)))
             .count()
     };
+    let leftovers = previewed
+        .iter()
+        .flat_map(|p| &p.rows)
+        .filter(|row| matches!(row.finding, Finding::Leftover(_)))
+        .count();
     let kinds = [
         (count(&[ChangeKind::Image]), "image"),
         (
@@ -78,9 +83,14 @@ pub fn summary(previewed: &[Previewed]) -> String {
         .map(|(n, what)| format!("{n} {what}{}", if *n == 1 { "" } else { "s" }))
         .collect();
     let line = format!("{changed} of {objects} documents would change");
-    match parts.is_empty() {
+    let line = match parts.is_empty() {
         true => line,
         false => format!("{line}: {}", parts.join(", ")),
+    };
+    match leftovers {
+        0 => line,
+        1 => format!("{line}; 1 value left naming the internal registry"),
+        n => format!("{line}; {n} values left naming the internal registry"),
     }
 }
 

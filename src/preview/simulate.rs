@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{DocumentProblem, Kinds, PreviewError, Previewed, Row};
-use crate::engine::{self, Change, Mutation, Rules, Scope, Workload};
+use super::{DocumentProblem, Finding, Kinds, PreviewError, Previewed, Row};
+use crate::engine::{self, Leftover, Mutation, Rules, Scope, Workload};
 
 /// Splits YAML or JSON text into documents; empty documents are dropped.
 pub fn read_documents(text: &str) -> Result<Vec<Value>, PreviewError> {
@@ -75,7 +75,13 @@ fn preview_document(
                 })?;
                 objects += 1;
                 changed_objects += usize::from(!mutation.is_empty());
-                rows.extend(mutation.changes.iter().map(|c| identity.row(c)));
+                rows.extend(identity.rows(&mutation));
+                warnings.extend(
+                    mutation
+                        .leftovers
+                        .iter()
+                        .map(|l| format!("{item_name}: {}", l.message())),
+                );
                 changes.extend(mutation.changes.into_iter().map(|mut c| {
                     c.message = format!("{item_name}: {}", c.message);
                     c
@@ -99,10 +105,11 @@ fn preview_document(
         let identity = identity(&document);
         let mutation = admit(&mut document, rules, kinds).map_err(|r| (Some(name.clone()), r))?;
         changed_objects = usize::from(!mutation.is_empty());
-        rows = mutation.changes.iter().map(|c| identity.row(c)).collect();
+        rows = identity.rows(&mutation);
         patch = mutation.patch;
         changes = mutation.changes;
         warnings = mutation.warnings;
+        warnings.extend(mutation.leftovers.iter().map(Leftover::message));
     }
     Ok(Previewed {
         name,
@@ -292,13 +299,19 @@ struct Identity {
 }
 
 impl Identity {
-    fn row(&self, change: &Change) -> Row {
-        Row {
-            namespace: self.namespace.clone(),
-            kind: self.kind.clone(),
-            name: self.name.clone(),
-            change: change.clone(),
-        }
+    /// A row per change, then one per leftover.
+    fn rows(&self, mutation: &Mutation) -> Vec<Row> {
+        let changes = mutation.changes.iter().cloned().map(Finding::Change);
+        let leftovers = mutation.leftovers.iter().cloned().map(Finding::Leftover);
+        changes
+            .chain(leftovers)
+            .map(|finding| Row {
+                namespace: self.namespace.clone(),
+                kind: self.kind.clone(),
+                name: self.name.clone(),
+                finding,
+            })
+            .collect()
     }
 }
 

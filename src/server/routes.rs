@@ -81,6 +81,7 @@ async fn mutate(
                 summary.operation,
                 summary.outcome.as_str(),
                 summary.changes.iter().map(|change| change.as_str()),
+                summary.leftovers.iter().map(|reason| reason.as_str()),
                 Some(elapsed),
             );
             tracing::info!(
@@ -92,6 +93,7 @@ async fn mutate(
                 dry_run = summary.dry_run,
                 outcome = summary.outcome.as_str(),
                 changes = summary.changes.len(),
+                leftovers = summary.leftovers.len(),
                 duration_us = elapsed.as_micros() as u64,
                 "admission reviewed"
             );
@@ -110,5 +112,5 @@ fn record_bad_request(state: &AppState) {
     let outcome = Outcome::BadRequest.as_str();
     state
         .metrics
-        .record_review("unknown", "unknown", outcome, [], None);
+        .record_review("unknown", "unknown", outcome, [], [], None);
 }

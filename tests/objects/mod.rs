@@ -129,6 +129,21 @@ pub fn admit_with(object: &Value, workload: &Workload, config: &Config) -> (Valu
         "not idempotent: second run produced {:?}",
         again.patch
     );
+    // What is left is left for good: the same values, in the same words.
+    let left = |m: &Mutation| {
+        let mut left: Vec<_> = m
+            .leftovers
+            .iter()
+            .map(|l| (l.reason, l.registry.clone(), l.value.clone()))
+            .collect();
+        left.sort_by(|a, b| (&a.1, &a.2).cmp(&(&b.1, &b.2)));
+        left
+    };
+    assert_eq!(
+        left(&again),
+        left(&mutation),
+        "leftovers differ after admission"
+    );
     (admitted, mutation)
 }
 

@@ -12,5 +12,6 @@ mod engine;
 mod flag_tables;
 mod fuzz_regressions;
 mod layout;
+mod leftovers;
 mod properties;
 mod router;

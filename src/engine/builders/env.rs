@@ -15,7 +15,7 @@ use crate::engine::view::JsonStr;
 
 /// One `env` entry, as far as the builders read it.
 #[derive(Deserialize)]
-pub(super) struct EnvVar<'a> {
+pub(crate) struct EnvVar<'a> {
     #[serde(borrow)]
     pub name: Option<JsonStr<'a>>,
     #[serde(borrow)]
@@ -24,7 +24,7 @@ pub(super) struct EnvVar<'a> {
 
 /// A container's `env`. The API server has checked the list's shape;
 /// anything else is not a Pod's env, and reads as none.
-pub(super) fn vars<'a>(env: Option<&'a RawValue>) -> Vec<EnvVar<'a>> {
+pub(crate) fn vars<'a>(env: Option<&'a RawValue>) -> Vec<EnvVar<'a>> {
     env.and_then(|env| serde_json::from_str(env.get()).ok())
         .unwrap_or_default()
 }
@@ -61,7 +61,6 @@ impl<'a> Run<'_, 'a, '_> {
             let Some(new_value) = new_value else {
                 continue;
             };
-            let index = index.to_string();
             let message = format!(
                 "{}.env[{index}]: {} {} -> {} (read as {flag})",
                 self.at.label(),
@@ -70,8 +69,7 @@ impl<'a> Run<'_, 'a, '_> {
                 shown(&new_value)
             );
             self.patch.explain(ChangeKind::BuildArg, message);
-            self.patch
-                .replace_in_container(self.at, &["env", &index, "value"], new_value);
+            self.patch.replace_env_value(self.at, index, new_value);
             self.changed = true;
         }
     }

@@ -21,7 +21,7 @@ use super::rules::{BuilderProfile, Rules, Wrapper, IMAGE_TRANSPORTS as TRANSPORT
 use super::view::{ContainerView, JsonStr};
 use super::ContainerAt;
 use crate::reference::{Domain, ImageRef};
-use env::EnvVar;
+pub(crate) use env::{vars as env_vars, EnvVar};
 use run::{Edits, Run};
 use walker::{Arg, List};
 
