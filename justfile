@@ -58,6 +58,11 @@ certs *args:
 policy:
     cargo run --quiet -- policy > manifests/overlays/policy/policy.yaml
 
+# Write the guard overlays again from `registry-rewriter guard`
+guard:
+    cargo run --quiet -- guard > manifests/overlays/guard/guard.yaml
+    cargo run --quiet -- guard --deny > manifests/overlays/guard-deny/guard.yaml
+
 # Install into the current kube context with certificates from certs/ (no cert-manager)
 deploy:
     #!/usr/bin/env bash

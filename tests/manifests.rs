@@ -19,6 +19,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use registry_rewriter::config::Config;
 use registry_rewriter::policy;
+use rstest::rstest;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde::Serialize;
@@ -470,6 +471,8 @@ fn every_rendered_overlay_validates_against_the_kubernetes_schemas() {
         "manifests/overlays/cert-manager",
         "manifests/overlays/monitoring",
         "manifests/overlays/sync-secrets",
+        "manifests/overlays/guard",
+        "manifests/overlays/guard-deny",
         "certs",
     ] {
         let output = Command::new(&kubectl)
@@ -576,6 +579,92 @@ fn policy_overlay_is_what_the_binary_prints() {
     }
     if let Some(kubectl) = kubectl() {
         let rendered = render(&kubectl, &root().join("manifests/overlays/policy"));
+        assert_eq!(rendered.len(), objects.len());
+    }
+}
+
+fn guard_output(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_registry-rewriter"))
+        .arg("guard")
+        .args(args)
+        .output()
+        .expect("registry-rewriter guard");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8")
+}
+
+/// `manifests/overlays/guard` and `guard-deny` install exactly what
+/// `registry-rewriter guard` prints (`just guard` writes them): the
+/// webhook's exclusions and pre-filter, a guard that never fails closed,
+/// and `--deny` only on the images rule.
+#[rstest]
+#[case::warn("manifests/overlays/guard", &[], &["Warn", "Audit"])]
+#[case::deny("manifests/overlays/guard-deny", &["--deny"], &["Deny"])]
+fn guard_overlay_is_what_the_binary_prints(
+    #[case] overlay: &str,
+    #[case] args: &[&str],
+    #[case] image_actions: &[&str],
+) {
+    let written =
+        std::fs::read_to_string(root().join(overlay).join("guard.yaml")).expect("guard.yaml");
+    assert!(
+        written == guard_output(args),
+        "{overlay}/guard.yaml is stale: run `just guard`"
+    );
+    let objects: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&written)
+        .map(|document| Value::deserialize(document).expect("YAML"))
+        .collect();
+    let policy = policy_output(&["-o", "json"]);
+    let policy: Value = serde_json::from_str(&policy).expect("JSON");
+    let mutating = &policy["items"][0]["spec"];
+    let policies: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["kind"] == "ValidatingAdmissionPolicy")
+        .collect();
+    // Images and builds, for Pods, `kubectl debug` and Jobs.
+    assert_eq!(policies.len(), 6);
+    for guard in policies {
+        let name = guard["metadata"]["name"].as_str().expect("name");
+        let spec = &guard["spec"];
+        assert_eq!(spec["failurePolicy"], "Ignore", "{name}");
+        assert_eq!(
+            spec["matchConstraints"]["namespaceSelector"],
+            mutating["matchConstraints"]["namespaceSelector"],
+            "{name}"
+        );
+        assert_eq!(
+            spec["matchConditions"][0], mutating["matchConditions"][0],
+            "{name}"
+        );
+        assert_eq!(
+            spec["matchConditions"][1]["name"],
+            policy::prefilter::NAME,
+            "{name}"
+        );
+        let binding = objects
+            .iter()
+            .find(|o| {
+                o["kind"] == "ValidatingAdmissionPolicyBinding" && o["spec"]["policyName"] == name
+            })
+            .unwrap_or_else(|| panic!("{name} has a binding"));
+        let actions: Vec<&str> = binding["spec"]["validationActions"]
+            .as_array()
+            .expect("actions")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let wanted = match name.contains("-images-") {
+            true => image_actions,
+            false => &["Warn", "Audit"][..],
+        };
+        assert_eq!(actions, wanted, "{name}");
+    }
+    if let Some(kubectl) = kubectl() {
+        let rendered = render(&kubectl, &root().join(overlay));
         assert_eq!(rendered.len(), objects.len());
     }
 }

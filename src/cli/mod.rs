@@ -5,6 +5,7 @@
 
 mod certs;
 mod config;
+mod guard;
 mod mutate;
 mod output;
 mod policy;
@@ -47,6 +48,9 @@ enum Command {
     /// Print the rules as MutatingAdmissionPolicies and their bindings, for
     /// `kubectl apply -f -` (no webhook needed on Kubernetes 1.36 and later).
     Policy(policy::PolicyArgs),
+    /// Print ValidatingAdmissionPolicies that warn about (or, with --deny,
+    /// refuse) what is still on the internal registry after every back end.
+    Guard(guard::GuardArgs),
     /// Keep a copy of the pull secret in every namespace (a controller; run it as its own Deployment).
     SyncSecrets(sync_secrets::SyncSecretsArgs),
 }
@@ -66,6 +70,7 @@ pub fn run() -> ExitCode {
         Command::Certs(args) => certs::run(args),
         Command::Config(args) => config::run(args),
         Command::Policy(args) => policy::run(args),
+        Command::Guard(args) => guard::run(args),
         Command::SyncSecrets(args) => sync_secrets::run(args),
     };
     match result {

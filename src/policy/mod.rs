@@ -11,6 +11,7 @@
 mod credentials;
 mod expr;
 mod grammar;
+pub mod guard;
 pub mod prefilter;
 
 use serde_json::{json, Value};
