@@ -83,6 +83,13 @@ fn cases() -> Vec<Case> {
     let other_errors = "apiserver_admission_match_condition_evaluation_errors_total{kind=\"webhook\",name=\"other.example.com\",operation=\"CREATE\",type=\"admit\"}";
     let out_of_budget = "apiserver_mutating_admission_policy_check_total{policy=\"registry-rewriter-pods\",policy_binding=\"registry-rewriter-pods\",error_type=\"out_of_budget\"}";
     let policy_ok = "apiserver_mutating_admission_policy_check_total{policy=\"registry-rewriter-pods\",policy_binding=\"registry-rewriter-pods\",error_type=\"no_error\"}";
+    let guard = |rule: &str, action: &str, error: &str| -> &'static str {
+        let name = format!("registry-rewriter-guard-{rule}-pods");
+        Box::leak(
+            format!("apiserver_validating_admission_policy_check_total{{policy=\"{name}\",policy_binding=\"{name}\",enforcement_action=\"{action}\",error_type=\"{error}\"}}")
+                .into_boxed_str(),
+        )
+    };
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
     let calls_ok = leak(format!("{WEBHOOK_CALLS},code=\"200\"}}"));
     let calls_failed = leak(format!("{WEBHOOK_CALLS},code=\"0\"}}"));
@@ -243,6 +250,79 @@ fn cases() -> Vec<Case> {
         Case {
             alert: "RegistryRewriterPolicyOutOfBudget",
             series: series(vec![(out_of_budget, "0x40"), (policy_ok, "0+10x40")]),
+            at: "20m",
+            fires_with: None,
+        },
+        // The webhook was down, and the guard warned about (or refused) a Pod.
+        Case {
+            alert: "RegistryRewriterGuardSawAnUnrewrittenImage",
+            series: series(vec![(
+                guard("images", "warn", "invalid_error"),
+                "0x10 1x30",
+            )]),
+            at: "20m",
+            fires_with: Some(
+                json!({"severity": "critical", "policy": "registry-rewriter-guard-images-pods", "enforcement_action": "warn"}),
+            ),
+        },
+        Case {
+            alert: "RegistryRewriterGuardSawAnUnrewrittenImage",
+            series: series(vec![(
+                guard("images", "deny", "invalid_error"),
+                "0x10 3x30",
+            )]),
+            at: "20m",
+            fires_with: Some(
+                json!({"severity": "critical", "policy": "registry-rewriter-guard-images-pods", "enforcement_action": "deny"}),
+            ),
+        },
+        // Audit entries are the same findings again; an hour ago is past.
+        Case {
+            alert: "RegistryRewriterGuardSawAnUnrewrittenImage",
+            series: series(vec![
+                (guard("images", "audit", "invalid_error"), "0x10 1x60"),
+                (guard("images", "warn", "invalid_error"), "0x5 1x60"),
+            ]),
+            at: "60m",
+            fires_with: None,
+        },
+        Case {
+            alert: "RegistryRewriterGuardSawAnUnmovedBuild",
+            series: series(vec![(
+                guard("builds", "warn", "invalid_error"),
+                "0x10 2x30",
+            )]),
+            at: "20m",
+            fires_with: Some(
+                json!({"severity": "warning", "policy": "registry-rewriter-guard-builds-pods"}),
+            ),
+        },
+        Case {
+            alert: "RegistryRewriterGuardSawAnUnmovedBuild",
+            series: series(vec![(
+                guard("builds", "audit", "invalid_error"),
+                "0x10 2x30",
+            )]),
+            at: "20m",
+            fires_with: None,
+        },
+        Case {
+            alert: "RegistryRewriterGuardFailing",
+            series: series(vec![(
+                guard("images", "warn", "out_of_budget"),
+                "0x10 1x30",
+            )]),
+            at: "20m",
+            fires_with: Some(
+                json!({"severity": "warning", "policy": "registry-rewriter-guard-images-pods"}),
+            ),
+        },
+        Case {
+            alert: "RegistryRewriterGuardFailing",
+            series: series(vec![(
+                guard("images", "warn", "invalid_error"),
+                "0x10 1x30",
+            )]),
             at: "20m",
             fires_with: None,
         },
