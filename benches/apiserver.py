@@ -2,14 +2,17 @@
 """What the API server pays: Pod creations through a real API server
 (kube-lite, with the real admission chain), with and without registry-rewriter.
 
-Four kube-lite servers run side by side, one per mode, each installed as the
+One kube-lite server per mode runs side by side, each installed as the
 README says:
 
 - none:    nothing installed;
 - webhook: manifests/base's MutatingWebhookConfiguration (caBundle filled),
            calling one `registry-rewriter serve`;
 - policy:  `registry-rewriter policy | kubectl apply -f -`;
-- both:    the two.
+- both:    the two;
+- guard:   `registry-rewriter guard | kubectl apply -f -` alone (what the
+           guard costs; the "rewritten" Pods are then warned about);
+- policy+guard, webhook+guard: a back end with the guard.
 
 Each mode gets three kinds of object, created N at a time at a fixed
 concurrency over kept-alive connections (h2load, Debian's nghttp2-client):
@@ -24,7 +27,7 @@ by "none" measured in the same round; the table gives the median of those
 ratios. Results go to stdout (Markdown) and target/bench-apiserver/results.json.
 
     benches/apiserver.py [--rounds N] [--creates N] [--concurrency N]
-                         [--binary FILE] [--kube-lite FILE]
+                         [--modes none,webhook,...] [--binary FILE] [--kube-lite FILE]
 
 kube-lite comes from --kube-lite, KUBE_LITE, or beside the checkout; kubectl
 from KUBECTL or PATH.
@@ -47,7 +50,7 @@ from load import h2load_result
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "target" / "bench-apiserver"
-MODES = ["none", "webhook", "policy", "both"]
+MODES = ["none", "webhook", "policy", "both", "guard", "policy+guard", "webhook+guard"]
 INTERNAL = "docker-registry.registry.svc.cluster.local:5000"
 
 
@@ -118,9 +121,15 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--creates", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help="comma-separated modes to measure (none is always measured)")
     parser.add_argument("--binary", help="a prebuilt registry-rewriter (default: build the release one)")
     parser.add_argument("--kube-lite", default=os.environ.get("KUBE_LITE", ROOT / "../shared/tools/kube-lite/kube-lite"))
     args = parser.parse_args()
+    modes = ["none"] + [m for m in args.modes.split(",") if m and m != "none"]
+    for mode in modes:
+        if mode not in MODES:
+            sys.exit(f"--modes: unknown mode {mode!r} (one of {', '.join(MODES)})")
     kubectl = os.environ.get("KUBECTL") or shutil.which("kubectl")
     for tool, found in [("h2load (nghttp2-client)", shutil.which("h2load")), ("kubectl", kubectl),
                         ("kube-lite", Path(args.kube_lite).is_file())]:
@@ -141,7 +150,7 @@ def main():
 
     servers = {}
     try:
-        for mode in MODES:
+        for mode in modes:
             servers[mode] = KubeLite(args.kube_lite, work, mode, webhook_port)
 
         def convert(path):
@@ -154,6 +163,7 @@ def main():
         for webhook in configuration["webhooks"]:
             webhook["clientConfig"]["caBundle"] = bundle
         policies = run([binary, "policy"]).stdout
+        guard = run([binary, "guard"]).stdout
 
         job = json.loads(convert(ROOT / "manifests/examples/kaniko-build-job.yaml"))
         job["metadata"].pop("name", None)
@@ -173,18 +183,25 @@ def main():
 
         for mode, s in servers.items():
             s.kubectl(kubectl, "create", "namespace", "bench")
-            if mode in ("webhook", "both"):
+            if mode in ("webhook", "both", "webhook+guard"):
                 s.kubectl(kubectl, "apply", "-f", "-", stdin=json.dumps(configuration))
-            if mode in ("policy", "both"):
+            if mode in ("policy", "both", "policy+guard"):
                 s.kubectl(kubectl, "apply", "-f", "-", stdin=policies)
+            if mode.endswith("guard"):
+                s.kubectl(kubectl, "apply", "-f", "-", stdin=guard)
         # Each back end takes effect once its informers have it: probe.
         probe = json.dumps(pod([f"{INTERNAL}/a:1"] * 3) | {"metadata": {"name": "probe"}})
         for mode, s in servers.items():
             deadline = time.monotonic() + 60
             while mode != "none":
-                out = s.kubectl(kubectl, "-n", "bench", "create", "--dry-run=server", "-o", "json", "-f", "-",
-                                stdin=probe)
-                if json.loads(out)["spec"]["containers"][0]["image"].startswith("registry.k8s-lab.dev/"):
+                done = subprocess.run([kubectl, "--kubeconfig", s.kubeconfig, "-n", "bench", "create",
+                                       "--dry-run=server", "-o", "json", "-f", "-"],
+                                      input=probe, capture_output=True, text=True, check=True)
+                image = json.loads(done.stdout)["spec"]["containers"][0]["image"]
+                if mode == "guard":
+                    if "registry-rewriter-guard-images-pods" in done.stderr:
+                        break
+                elif image.startswith("registry.k8s-lab.dev/"):
                     break
                 if time.monotonic() > deadline:
                     sys.exit(f"{mode}: the back end did not take effect")
@@ -196,7 +213,7 @@ def main():
 
         rounds = []
         for i in range(args.rounds):
-            order = MODES[i % len(MODES):] + MODES[:i % len(MODES)]
+            order = modes[i % len(modes):] + modes[:i % len(modes)]
             if i % 2:
                 order.reverse()
             result = {}
@@ -220,7 +237,7 @@ def main():
     lines = [f"Pods created {args.creates} at a time, {args.concurrency} at once; medians over "
              f"{args.rounds} rounds of the ratio to \"none\" in the same round.", "",
              "| mode | kind | creates/s | ratio | p50 ratio | p99 ratio |", "|---|---|---:|---:|---:|---:|"]
-    for mode in MODES:
+    for mode in modes:
         for kind in kinds:
             rate = statistics.median(r[(mode, kind)]["creates_per_s"] for r in rounds)
             row = {"creates_per_s": rate,
