@@ -223,6 +223,7 @@ fn corpus() -> Vec<(String, Value)> {
         pod("quoted-buildkit-csv", json!([{"name": "b", "image": "moby/buildkit:v0.20.0", "command": ["buildctl-daemonless.sh"], "args": ["build", "--frontend", "dockerfile.v0", "--output", "type=image,\"name=docker-registry.registry.svc:5000/a,docker-registry.registry.svc:5000/b\",push=true"]}])),
         pod("kaniko-env", json!([{"name": "k", "image": "gcr.io/kaniko-project/executor:v1.23.2", "args": ["--destination=registry.k8s-lab.dev/app"], "env": [{"name": "KANIKO_REGISTRY_MIRROR", "value": "docker-registry.registry:5000"}]}])),
     ]);
+    objects.extend(generated(60));
     objects
         .into_iter()
         .filter(|(_, o)| ["Pod", "Job"].contains(&o["kind"].as_str().unwrap_or_default()))
@@ -241,6 +242,74 @@ fn corpus() -> Vec<(String, Value)> {
             if !metadata.contains_key("name") {
                 metadata.insert("name".into(), json!("generated"));
             }
+            (name, object)
+        })
+        .collect()
+}
+
+/// Pods made from parts that the rules treat differently: internal
+/// references in every case pattern and short name, near misses, the
+/// target, builders moved and not, leftovers in args and env. A fixed
+/// seed, so that a failure names a Pod that comes back.
+fn generated(count: usize) -> Vec<(String, Value)> {
+    const IMAGES: &[&str] = &[
+        "docker-registry.registry.svc.cluster.local:5000/team/app:v1",
+        "DOCKER-REGISTRY.registry.svc:5000/team/app@sha256:8d2bdddf00000000000000000000000000000000000000000000000000000001",
+        "docker-registry.registry:05000/app",
+        "docker-registry.registry.svc.cluster.local:50001/app:1",
+        "mydocker-registry.registry:5000/app",
+        "registry.k8s-lab.dev/team/app:v1",
+        "nginx:1.27",
+        "gcr.io/kaniko-project/executor:v1.23.2",
+        "quay.io/buildah/stable:v1.38",
+    ];
+    const ARGS: &[&str] = &[
+        "--destination=docker-registry.registry.svc:5000/team/app:v1",
+        "--destination=registry.k8s-lab.dev/team/app:v1",
+        "--destination=docker-registry.registry.evil.io:5000/app",
+        "--cache-repo=docker-registry.registry:5000/cache",
+        "--skip-tls-verify",
+        "--build-arg=BASE=docker-registry.registry.svc:5000/base",
+        "--context=dir:///workspace",
+        "--label=a=b",
+    ];
+    const ENV: &[&str] = &[
+        "docker-registry.registry:5000/x",
+        "registry.k8s-lab.dev/x",
+        "plain value",
+    ];
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: usize| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as usize % n
+    };
+    (0..count)
+        .map(|i| {
+            let mut spec = serde_json::Map::new();
+            for list in ["containers", "initContainers"] {
+                let containers = if list == "containers" { 1 + next(3) } else { next(2) };
+                if containers == 0 {
+                    continue;
+                }
+                let items: Vec<Value> = (0..containers)
+                    .map(|c| {
+                        let mut container = json!({"name": format!("{}-{c}", list.to_ascii_lowercase()), "image": IMAGES[next(IMAGES.len())]});
+                        if next(2) == 0 {
+                            let args: Vec<&str> = (0..1 + next(4)).map(|_| ARGS[next(ARGS.len())]).collect();
+                            container["args"] = json!(args);
+                        }
+                        if next(3) == 0 {
+                            container["env"] = json!([{"name": "IMAGE", "value": ENV[next(ENV.len())]}]);
+                        }
+                        container
+                    })
+                    .collect();
+                spec.insert(list.to_owned(), Value::Array(items));
+            }
+            let name = format!("generated-{i}");
+            let object = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec});
             (name, object)
         })
         .collect()
@@ -343,11 +412,11 @@ fn the_guard_is_silent_exactly_where_nothing_is_left(#[case] back_end: &str) {
         assert_eq!(images_warned, images_left, "{name}: {stderr}");
         assert_eq!(builds_warned, anything_left, "{name}: {stderr}\n{admitted}");
         checked += 1;
-        if builds_warned {
+        if builds_warned && !name.starts_with("generated-") {
             warned.push(name);
         }
     }
-    assert!(checked >= 20, "{checked} objects");
+    assert!(checked >= 80, "{checked} objects");
     // What each back end leaves, by name: the leftovers, and under the
     // policy its documented differences (quoted BuildKit CSV, Kaniko's
     // settings in env).
