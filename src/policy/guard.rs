@@ -14,7 +14,7 @@
 use serde_json::{json, Value};
 
 use super::expr::{lit, Exprs};
-use super::{grammar, namespace_selector, not_skipped_condition, prefilter, ApiVersion};
+use super::{grammar, prefilter, ApiVersion};
 use super::{Policy, PolicyError, Scope};
 use crate::engine::rules::{Rules, SKIP_ANNOTATION};
 use crate::scope::IGNORE_NAMESPACE_LABEL;
@@ -95,17 +95,11 @@ fn binding(name: &str, actions: &[&str]) -> Value {
 }
 
 fn object(policy: &Policy<'_>, rule: GuardRule, name: &str) -> Value {
-    let (operation, resource) = match policy.scope {
-        Scope::Create => ("CREATE", policy.workload.resource.to_owned()),
-        Scope::NewEphemeralContainers => (
-            "UPDATE",
-            format!("{}/ephemeralcontainers", policy.workload.resource),
-        ),
-    };
     let (variables, validation) = match rule {
         GuardRule::Images => images(policy),
         GuardRule::Builds => builds(policy),
     };
+    let (constraints, conditions) = policy.matching();
     let variables: Vec<Value> = variables
         .into_iter()
         .map(|(name, expression)| json!({"name": name, "expression": expression}))
@@ -117,20 +111,8 @@ fn object(policy: &Policy<'_>, rule: GuardRule, name: &str) -> Value {
         "spec": {
             // A guard that fails to evaluate never blocks an object.
             "failurePolicy": "Ignore",
-            "matchConstraints": {
-                "resourceRules": [{
-                    "apiGroups": [policy.workload.group],
-                    "apiVersions": ["v1"],
-                    "operations": [operation],
-                    "resources": [resource],
-                    "scope": "Namespaced",
-                }],
-                "namespaceSelector": namespace_selector(),
-            },
-            "matchConditions": [
-                {"name": "not-skipped", "expression": not_skipped_condition()},
-                {"name": prefilter::NAME, "expression": prefilter::condition(policy.rules, policy.workload.pod_spec_path)},
-            ],
+            "matchConstraints": constraints,
+            "matchConditions": conditions,
             "variables": variables,
             "validations": [validation],
         },
@@ -170,12 +152,6 @@ fn message(findings: &str, advice: &str) -> String {
 
 /// An image still on a rewrite source: the policy's own image variable.
 fn images(policy: &Policy<'_>) -> (Vec<(String, String)>, Value) {
-    let all = policy.all_containers();
-    let considered = policy.considered();
-    let image = format!(
-        "({all}).map(xc, {considered} && has(xc.image) ? {} : ['', ''])",
-        policy.exprs.image_info("xc.image")
-    );
     let findings = policy.per_list(|list, offset| {
         format!(
             "{{LIST}}.transformList(xi, xc, variables.images[{offset} + xi][0] != '', \
@@ -183,7 +159,7 @@ fn images(policy: &Policy<'_>) -> (Vec<(String, String)>, Value) {
         )
     });
     let variables = vec![
-        ("images".to_owned(), image),
+        ("images".to_owned(), policy.images_variable()),
         ("unmoved".to_owned(), findings),
     ];
     let validation = json!({

@@ -150,7 +150,9 @@ struct Policy<'a> {
 }
 
 impl Policy<'_> {
-    fn object(&self, name: &str, version: ApiVersion) -> Value {
+    /// `matchConstraints` and `matchConditions`: the requests the webhook
+    /// gets, its exclusions, and the pre-filter. The guard matches alike.
+    fn matching(&self) -> (Value, Value) {
         let (operation, resource) = match self.scope {
             Scope::Create => ("CREATE", self.workload.resource.to_owned()),
             Scope::NewEphemeralContainers => (
@@ -158,6 +160,25 @@ impl Policy<'_> {
                 format!("{}/ephemeralcontainers", self.workload.resource),
             ),
         };
+        let constraints = json!({
+            "resourceRules": [{
+                "apiGroups": [self.workload.group],
+                "apiVersions": ["v1"],
+                "operations": [operation],
+                "resources": [resource],
+                "scope": "Namespaced",
+            }],
+            "namespaceSelector": namespace_selector(),
+        });
+        let conditions = json!([
+            {"name": "not-skipped", "expression": not_skipped_condition()},
+            {"name": prefilter::NAME, "expression": prefilter::condition(self.rules, self.workload.pod_spec_path)},
+        ]);
+        (constraints, conditions)
+    }
+
+    fn object(&self, name: &str, version: ApiVersion) -> Value {
+        let (constraints, conditions) = self.matching();
         let variables: Vec<Value> = self
             .variables()
             .into_iter()
@@ -177,20 +198,8 @@ impl Policy<'_> {
                 "failurePolicy": "Ignore",
                 // Sidecars that later webhooks inject are rewritten too.
                 "reinvocationPolicy": "IfNeeded",
-                "matchConstraints": {
-                    "resourceRules": [{
-                        "apiGroups": [self.workload.group],
-                        "apiVersions": ["v1"],
-                        "operations": [operation],
-                        "resources": [resource],
-                        "scope": "Namespaced",
-                    }],
-                    "namespaceSelector": namespace_selector(),
-                },
-                "matchConditions": [
-                    {"name": "not-skipped", "expression": not_skipped_condition()},
-                    {"name": prefilter::NAME, "expression": prefilter::condition(self.rules, self.workload.pod_spec_path)},
-                ],
+                "matchConstraints": constraints,
+                "matchConditions": conditions,
                 "variables": variables,
                 "mutations": mutations,
             },
@@ -251,6 +260,17 @@ impl Policy<'_> {
         }
     }
 
+    /// `images`: per container of [`Self::all_containers`], its new image
+    /// (empty when no rule moves it) and whether it ends on a target.
+    fn images_variable(&self) -> String {
+        format!(
+            "({}).map(xc, {} && has(xc.image) ? {} : ['', ''])",
+            self.all_containers(),
+            self.considered(),
+            self.exprs.image_info("xc.image")
+        )
+    }
+
     /// The policy's variables: the role maps of the builders, the grammar's
     /// patterns, and per container its new image and its new build lists.
     fn variables(&self) -> Vec<(String, String)> {
@@ -271,13 +291,7 @@ impl Policy<'_> {
             .collect();
         let all = self.all_containers();
         let considered = self.considered();
-        variables.push((
-            "images".into(),
-            format!(
-                "({all}).map(xc, {considered} && has(xc.image) ? {} : ['', ''])",
-                self.exprs.image_info("xc.image")
-            ),
-        ));
+        variables.push(("images".into(), self.images_variable()));
         if !self.rules.builders.is_empty() {
             variables.push((
                 "builds".into(),
