@@ -9,7 +9,7 @@ mod kube_lite;
 mod objects;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kube_lite::{free_port, text, Cluster, Running};
@@ -99,29 +99,7 @@ fn certs(dir: &Path) {
 }
 
 fn serve(certs: &Path, webhook_port: u16) -> Running {
-    let admin_port = free_port();
-    let webhook = Command::new(env!("CARGO_BIN_EXE_registry-rewriter"))
-        .args(["serve", "--shutdown-delay", "0s"])
-        .args(["--listen", &format!("127.0.0.1:{webhook_port}")])
-        .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
-        .arg("--tls-cert")
-        .arg(certs.join("tls.crt"))
-        .arg("--tls-key")
-        .arg(certs.join("tls.key"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let running = Running(webhook);
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the webhook starts"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    running
+    kube_lite::serve(certs, webhook_port, free_port())
 }
 
 const GUARD_LINE: &str = "ValidatingAdmissionPolicy 'registry-rewriter-guard-images-pods'";

@@ -13,10 +13,10 @@ mod kube_lite;
 mod objects;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kube_lite::{free_port, text, Cluster, Running};
+use kube_lite::{free_port, text, Cluster};
 use objects::kustomize::{copy_dir, kubectl, root};
 
 /// `just`, which runs `just undeploy`.
@@ -144,27 +144,7 @@ fn install_use_and_uninstall_as_the_readme_says() {
     assert!(configuration["webhooks"][0]["clientConfig"]["caBundle"].is_string());
 
     // The webhook, as the Deployment runs it, with the Secret's pair.
-    let webhook = Command::new(binary)
-        .args(["serve", "--shutdown-delay", "0s"])
-        .args(["--listen", &format!("127.0.0.1:{webhook_port}")])
-        .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
-        .arg("--tls-cert")
-        .arg(certs.join("tls.crt"))
-        .arg("--tls-key")
-        .arg(certs.join("tls.key"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let _webhook = Running(webhook);
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the webhook starts"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let _webhook = kube_lite::serve(&certs, webhook_port, admin_port);
 
     cluster.ok(&["create", "namespace", "dynamic-apps"], None);
 

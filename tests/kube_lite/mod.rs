@@ -188,6 +188,33 @@ impl Cluster {
     }
 }
 
+/// The webhook as the Deployment runs it, serving the pair in `certs`,
+/// once its admin port answers.
+pub fn serve(certs: &Path, webhook_port: u16, admin_port: u16) -> Running {
+    let webhook = Command::new(env!("CARGO_BIN_EXE_registry-rewriter"))
+        .args(["serve", "--shutdown-delay", "0s"])
+        .args(["--listen", &format!("127.0.0.1:{webhook_port}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+        .arg("--tls-cert")
+        .arg(certs.join("tls.crt"))
+        .arg("--tls-key")
+        .arg(certs.join("tls.key"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let running = Running(webhook);
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the webhook starts"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    running
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
