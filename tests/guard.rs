@@ -102,7 +102,7 @@ fn serve(certs: &Path, webhook_port: u16) -> Running {
     kube_lite::serve(certs, webhook_port, free_port())
 }
 
-const GUARD_LINE: &str = "ValidatingAdmissionPolicy 'registry-rewriter-guard-images-pods'";
+const GUARD_LINE: &str = "ValidatingAdmissionPolicy 'registry-rewriter-guard-images'";
 
 /// The outage, for real: the webhook configuration installed, its server
 /// stopped. The API server ignores the failed call (`failurePolicy:
@@ -355,7 +355,7 @@ fn the_guard_is_silent_exactly_where_nothing_is_left(#[case] back_end: &str) {
             &["create", "--dry-run=server", "-f", "-"],
             Some(&left.to_string()),
         );
-        if text(&output.stderr).contains("registry-rewriter-guard-builds-pods") {
+        if text(&output.stderr).contains("registry-rewriter-guard-builds'") {
             break;
         }
         assert!(
@@ -375,13 +375,8 @@ fn the_guard_is_silent_exactly_where_nothing_is_left(#[case] back_end: &str) {
         let stderr = text(&output.stderr);
         assert!(output.status.success(), "{name}: {stderr}");
         let admitted: Value = serde_json::from_slice(&output.stdout).expect("JSON");
-        let kind = if object["kind"] == "Job" {
-            "jobs"
-        } else {
-            "pods"
-        };
-        let images_warned = stderr.contains(&format!("registry-rewriter-guard-images-{kind}'"));
-        let builds_warned = stderr.contains(&format!("registry-rewriter-guard-builds-{kind}'"));
+        let images_warned = stderr.contains("registry-rewriter-guard-images'");
+        let builds_warned = stderr.contains("registry-rewriter-guard-builds'");
         let (images_left, anything_left) = engine_finds(&admitted);
         assert!(
             !images_left,

@@ -262,7 +262,7 @@ fn the_policy_installs_without_a_webhook() {
     let (applied, _) = cluster.ok(&["apply", "-k", overlay.to_str().expect("UTF-8")], None);
     assert!(
         applied.contains(
-            "mutatingadmissionpolicy.admissionregistration.k8s.io/registry-rewriter-pods created"
+            "mutatingadmissionpolicy.admissionregistration.k8s.io/registry-rewriter created"
         ),
         "{applied}"
     );

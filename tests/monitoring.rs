@@ -81,10 +81,10 @@ fn cases() -> Vec<Case> {
     let excluded = "apiserver_admission_match_condition_exclusions_total{kind=\"webhook\",name=\"rewrite.registry-rewriter.k8s-lab.dev\",operation=\"CREATE\",type=\"admit\"}";
     let condition_errors = "apiserver_admission_match_condition_evaluation_errors_total{kind=\"webhook\",name=\"rewrite.registry-rewriter.k8s-lab.dev\",operation=\"CREATE\",type=\"admit\"}";
     let other_errors = "apiserver_admission_match_condition_evaluation_errors_total{kind=\"webhook\",name=\"other.example.com\",operation=\"CREATE\",type=\"admit\"}";
-    let out_of_budget = "apiserver_mutating_admission_policy_check_total{policy=\"registry-rewriter-pods\",policy_binding=\"registry-rewriter-pods\",error_type=\"out_of_budget\"}";
-    let policy_ok = "apiserver_mutating_admission_policy_check_total{policy=\"registry-rewriter-pods\",policy_binding=\"registry-rewriter-pods\",error_type=\"no_error\"}";
+    let out_of_budget = "apiserver_mutating_admission_policy_check_total{policy=\"registry-rewriter\",policy_binding=\"registry-rewriter\",error_type=\"out_of_budget\"}";
+    let policy_ok = "apiserver_mutating_admission_policy_check_total{policy=\"registry-rewriter\",policy_binding=\"registry-rewriter\",error_type=\"no_error\"}";
     let guard = |rule: &str, action: &str, error: &str| -> &'static str {
-        let name = format!("registry-rewriter-guard-{rule}-pods");
+        let name = format!("registry-rewriter-guard-{rule}");
         Box::leak(
             format!("apiserver_validating_admission_policy_check_total{{policy=\"{name}\",policy_binding=\"{name}\",enforcement_action=\"{action}\",error_type=\"{error}\"}}")
                 .into_boxed_str(),
@@ -245,7 +245,7 @@ fn cases() -> Vec<Case> {
             alert: "RegistryRewriterPolicyOutOfBudget",
             series: series(vec![(out_of_budget, "0x10 1x30")]),
             at: "20m",
-            fires_with: Some(json!({"severity": "warning", "policy": "registry-rewriter-pods"})),
+            fires_with: Some(json!({"severity": "warning", "policy": "registry-rewriter"})),
         },
         Case {
             alert: "RegistryRewriterPolicyOutOfBudget",
@@ -262,7 +262,7 @@ fn cases() -> Vec<Case> {
             )]),
             at: "20m",
             fires_with: Some(
-                json!({"severity": "critical", "policy": "registry-rewriter-guard-images-pods", "enforcement_action": "warn"}),
+                json!({"severity": "critical", "policy": "registry-rewriter-guard-images", "enforcement_action": "warn"}),
             ),
         },
         Case {
@@ -273,7 +273,7 @@ fn cases() -> Vec<Case> {
             )]),
             at: "20m",
             fires_with: Some(
-                json!({"severity": "critical", "policy": "registry-rewriter-guard-images-pods", "enforcement_action": "deny"}),
+                json!({"severity": "critical", "policy": "registry-rewriter-guard-images", "enforcement_action": "deny"}),
             ),
         },
         // Audit entries are the same findings again; an hour ago is past.
@@ -294,7 +294,7 @@ fn cases() -> Vec<Case> {
             )]),
             at: "20m",
             fires_with: Some(
-                json!({"severity": "warning", "policy": "registry-rewriter-guard-builds-pods"}),
+                json!({"severity": "warning", "policy": "registry-rewriter-guard-builds"}),
             ),
         },
         Case {
@@ -314,7 +314,7 @@ fn cases() -> Vec<Case> {
             )]),
             at: "20m",
             fires_with: Some(
-                json!({"severity": "warning", "policy": "registry-rewriter-guard-images-pods"}),
+                json!({"severity": "warning", "policy": "registry-rewriter-guard-images"}),
             ),
         },
         Case {

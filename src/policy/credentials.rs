@@ -5,8 +5,7 @@
 
 use super::expr::{lit, lit_list};
 use super::grammar;
-use super::Policy;
-use super::Scope;
+use super::{Policy, AT, SPEC};
 use crate::engine::rules::{
     CredentialSpec, CREDENTIAL_FILE, CREDENTIAL_VOLUME as VOLUME_NAME, SECRET_KEY,
 };
@@ -72,9 +71,7 @@ impl Policy<'_> {
 
     /// Whether any builder gets a credential at all.
     pub(super) fn has_credentials(&self) -> bool {
-        self.secret().is_some()
-            && self.scope == Scope::Create
-            && self.rules.builders.iter().any(|b| b.credentials.is_some())
+        self.secret().is_some() && self.rules.builders.iter().any(|b| b.credentials.is_some())
     }
 
     /// `credentialVolume`: the name of our volume, or `''`; and
@@ -84,7 +81,7 @@ impl Policy<'_> {
         let Some(secret) = self.secret() else {
             return Vec::new();
         };
-        let (spec, _) = self.spec();
+        let spec = SPEC;
         let ours = format!(
             "(has({spec}.volumes) ? {spec}.volumes.filter(xv, has(xv.name) && xv.name.startsWith({}) && \
              has(xv.secret) && has(xv.secret.secretName) && xv.secret.secretName == {}).map(xv, xv.name) : []) + ['']",
@@ -123,7 +120,7 @@ impl Policy<'_> {
         let Some(secret) = self.secret() else {
             return "[]".to_owned();
         };
-        let (spec, pointer) = self.spec();
+        let spec = SPEC;
         let names: Vec<String> = (0..NAMES_TRIED)
             .map(|i| match i {
                 0 => VOLUME_NAME.to_owned(),
@@ -146,10 +143,8 @@ impl Policy<'_> {
         let add_volume = format!(
             "variables.credentialVolume != '' || !variables.credentials.exists(xd, size(xd) > 0) ? [] : \
              has({spec}.volumes) \
-             ? [JSONPatch{{op: 'add', path: {}, value: {volume}}}] \
-             : [JSONPatch{{op: 'add', path: {}, value: [{volume}]}}]",
-            lit(&format!("{pointer}/volumes/-")),
-            lit(&format!("{pointer}/volumes")),
+             ? [JSONPatch{{op: 'add', path: {AT} + '/volumes/-', value: {volume}}}] \
+             : [JSONPatch{{op: 'add', path: {AT} + '/volumes', value: [{volume}]}}]",
         );
         let per_container = self.per_list(|list, offset| {
             let d = format!("variables.credentials[{offset} + xi]");

@@ -3,8 +3,8 @@
 //! still on a rewrite source. They run in the API server, so they hold
 //! when the webhook is down, and they see what the policy back end leaves.
 //!
-//! Two rules, each its own policy per kind so that each gets its own
-//! actions: `images` (an image still on a rewrite source, which no node
+//! Two rules, each its own policy for every kind so that each gets its
+//! own actions: `images` (an image still on a rewrite source, which no node
 //! can pull; `--deny` refuses it) and `builds` (a `command`, `args` or
 //! `env` value still naming one; always a warning, since a build may push
 //! internally on purpose). The images rule is the policy's own image test,
@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::expr::{lit, Exprs};
 use super::{grammar, prefilter, ApiVersion};
-use super::{Policy, PolicyError, Scope};
+use super::{Policy, PolicyError};
 use crate::engine::rules::{Rules, SKIP_ANNOTATION};
 use crate::scope::IGNORE_NAMESPACE_LABEL;
 
@@ -33,32 +33,22 @@ pub enum Enforcement {
 pub fn render(rules: &Rules, enforcement: Enforcement) -> Result<Vec<Value>, PolicyError> {
     super::check(rules)?;
     let exprs = Exprs::new(rules);
+    let policy = Policy {
+        exprs: &exprs,
+        rules,
+    };
     let mut objects = Vec::new();
-    for workload in &rules.kinds {
-        let mut scopes = vec![(workload.resource.to_owned(), Scope::Create)];
-        if workload.kind == "Pod" {
-            scopes.push((
-                format!("{}-ephemeralcontainers", workload.resource),
-                Scope::NewEphemeralContainers,
-            ));
-        }
-        for (suffix, scope) in scopes {
-            let policy = Policy {
-                exprs: &exprs,
-                rules,
-                workload,
-                scope,
-            };
-            for rule in [GuardRule::Images, GuardRule::Builds] {
-                let name = format!("registry-rewriter-guard-{}-{suffix}", rule.name());
-                let actions = match (rule, enforcement) {
-                    (GuardRule::Images, Enforcement::DenyImages) => vec!["Deny"],
-                    _ => vec!["Warn", "Audit"],
-                };
-                objects.push(object(&policy, rule, &name));
-                objects.push(binding(&name, &actions));
-            }
-        }
+    if rules.kinds.is_empty() {
+        return Ok(objects);
+    }
+    for rule in [GuardRule::Images, GuardRule::Builds] {
+        let name = format!("registry-rewriter-guard-{}", rule.name());
+        let actions = match (rule, enforcement) {
+            (GuardRule::Images, Enforcement::DenyImages) => vec!["Deny"],
+            _ => vec!["Warn", "Audit"],
+        };
+        objects.push(object(&policy, rule, &name));
+        objects.push(binding(&name, &actions));
     }
     Ok(objects)
 }
@@ -100,8 +90,10 @@ fn object(policy: &Policy<'_>, rule: GuardRule, name: &str) -> Value {
         GuardRule::Builds => builds(policy),
     };
     let (constraints, conditions) = policy.matching();
-    let variables: Vec<Value> = variables
+    let variables: Vec<Value> = policy
+        .request_variables()
         .into_iter()
+        .chain(variables)
         .map(|(name, expression)| json!({"name": name, "expression": expression}))
         .collect();
     json!({

@@ -3,23 +3,25 @@
 //! compiled [`Rules`] as the webhook and `mutate`, and do what the engine
 //! does; the differences CEL cannot remove are listed in the README.
 //!
-//! One policy per enabled kind (CREATE), plus one for `kubectl debug` (UPDATE
-//! of `pods/ephemeralcontainers`, the new ephemeral containers only). Each
-//! has the webhook's namespace exclusions and skip annotation, and a
-//! binding of the same name.
+//! One policy for every enabled kind (CREATE) and for `kubectl debug`
+//! (UPDATE of `pods/ephemeralcontainers`, the new ephemeral containers
+//! only), which reads the pod spec where the request's kind has it. It has
+//! the webhook's namespace exclusions and skip annotation, and a binding of
+//! the same name.
 
 mod credentials;
 mod expr;
 mod grammar;
 pub mod guard;
 pub mod prefilter;
+mod request;
 
 use serde_json::{json, Value};
 
 use crate::engine::rules::{Rules, ORIGINAL_IMAGES_ANNOTATION, SKIP_ANNOTATION};
-use crate::engine::Workload;
 use crate::scope::{EXCLUDED_NAMESPACES, IGNORE_NAMESPACE_LABEL};
 use expr::{lit, lit_list, Exprs};
+use request::{AT, EPHEMERAL, SPEC};
 
 /// The API version of the objects printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,44 +75,21 @@ pub fn namespace_selector() -> Value {
 
 pub(crate) const LISTS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
 
-/// Which containers a policy rewrites.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Scope {
-    /// Every container of a new object, its pull secrets and its annotation.
-    Create,
-    /// The ephemeral containers `oldObject` does not have yet.
-    NewEphemeralContainers,
-}
+/// The name of the policy and of its binding.
+pub const NAME: &str = "registry-rewriter";
 
-/// Every policy and binding for `rules`.
+/// The policy and its binding for `rules`.
 pub fn render(rules: &Rules, version: ApiVersion) -> Result<Vec<Value>, PolicyError> {
     check(rules)?;
-    let exprs = Exprs::new(rules);
-    let mut objects = Vec::new();
-    for workload in &rules.kinds {
-        let name = format!("registry-rewriter-{}", workload.resource);
-        let policy = Policy {
-            exprs: &exprs,
-            rules,
-            workload,
-            scope: Scope::Create,
-        };
-        objects.push(policy.object(&name, version));
-        objects.push(binding(&name, version));
-        if workload.kind == "Pod" {
-            let name = format!(
-                "registry-rewriter-{}-ephemeralcontainers",
-                workload.resource
-            );
-            let policy = Policy {
-                scope: Scope::NewEphemeralContainers,
-                ..policy
-            };
-            objects.push(policy.object(&name, version));
-            objects.push(binding(&name, version));
-        }
+    if rules.kinds.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(objects)
+    let exprs = Exprs::new(rules);
+    let policy = Policy {
+        exprs: &exprs,
+        rules,
+    };
+    Ok(vec![policy.object(NAME, version), binding(NAME, version)])
 }
 
 fn check(rules: &Rules) -> Result<(), PolicyError> {
@@ -145,38 +124,9 @@ fn binding(name: &str, version: ApiVersion) -> Value {
 struct Policy<'a> {
     exprs: &'a Exprs<'a>,
     rules: &'a Rules,
-    workload: &'a Workload,
-    scope: Scope,
 }
 
 impl Policy<'_> {
-    /// `matchConstraints` and `matchConditions`: the requests the webhook
-    /// gets, its exclusions, and the pre-filter. The guard matches alike.
-    fn matching(&self) -> (Value, Value) {
-        let (operation, resource) = match self.scope {
-            Scope::Create => ("CREATE", self.workload.resource.to_owned()),
-            Scope::NewEphemeralContainers => (
-                "UPDATE",
-                format!("{}/ephemeralcontainers", self.workload.resource),
-            ),
-        };
-        let constraints = json!({
-            "resourceRules": [{
-                "apiGroups": [self.workload.group],
-                "apiVersions": ["v1"],
-                "operations": [operation],
-                "resources": [resource],
-                "scope": "Namespaced",
-            }],
-            "namespaceSelector": namespace_selector(),
-        });
-        let conditions = json!([
-            {"name": "not-skipped", "expression": not_skipped_condition()},
-            {"name": prefilter::NAME, "expression": prefilter::condition(self.rules, self.workload.pod_spec_path)},
-        ]);
-        (constraints, conditions)
-    }
-
     fn object(&self, name: &str, version: ApiVersion) -> Value {
         let (constraints, conditions) = self.matching();
         let variables: Vec<Value> = self
@@ -204,60 +154,6 @@ impl Policy<'_> {
                 "mutations": mutations,
             },
         })
-    }
-
-    /// CEL for the pod spec, and the JSON pointer to it.
-    fn spec(&self) -> (String, String) {
-        let path = self.workload.pod_spec_path;
-        (
-            format!("object.{}", path.join(".")),
-            format!("/{}", path.join("/")),
-        )
-    }
-
-    fn lists(&self) -> &'static [&'static str] {
-        match self.scope {
-            Scope::Create => &LISTS,
-            Scope::NewEphemeralContainers => &LISTS[2..],
-        }
-    }
-
-    /// Which containers of `list` this policy looks at, as a condition on `xc`.
-    fn considered(&self) -> &'static str {
-        match self.scope {
-            Scope::Create => "true",
-            Scope::NewEphemeralContainers => {
-                "(!has(xc.name) || !(has(oldObject.spec.ephemeralContainers) && oldObject.spec.ephemeralContainers.exists(xo, has(xo.name) && xo.name == xc.name)))"
-            }
-        }
-    }
-
-    /// Every container this policy looks at, as one list (`containers`,
-    /// then `initContainers`, then `ephemeralContainers`).
-    fn all_containers(&self) -> String {
-        let (spec, _) = self.spec();
-        let lists: Vec<String> = self
-            .lists()
-            .iter()
-            .map(|list| format!("(has({spec}.{list}) ? {spec}.{list} : [])"))
-            .collect();
-        lists.join(" + ")
-    }
-
-    /// Where `list` starts in [`Self::all_containers`].
-    fn offset(&self, list: &str) -> String {
-        let (spec, _) = self.spec();
-        let before: Vec<String> = self
-            .lists()
-            .iter()
-            .take_while(|l| **l != list)
-            .map(|l| format!("(has({spec}.{l}) ? size({spec}.{l}) : 0)"))
-            .collect();
-        if before.is_empty() {
-            "0".to_owned()
-        } else {
-            before.join(" + ")
-        }
     }
 
     /// `images`: per container of [`Self::all_containers`], its new image
@@ -289,6 +185,7 @@ impl Policy<'_> {
                 ]
             })
             .collect();
+        variables.splice(0..0, self.request_variables());
         let all = self.all_containers();
         let considered = self.considered();
         variables.push(("images".into(), self.images_variable()));
@@ -327,14 +224,15 @@ impl Policy<'_> {
         if !self.rules.builders.is_empty() {
             mutations.push(self.builds());
         }
+        // What `kubectl debug` cannot change: the pod's volumes,
+        // annotations and pull secrets.
+        let not_ephemeral = |part: String| format!("{EPHEMERAL} ? [] : ({part})");
         if self.has_credentials() {
-            mutations.push(self.credential_mutation());
+            mutations.push(not_ephemeral(self.credential_mutation()));
         }
-        if self.scope == Scope::Create {
-            mutations.push(self.original_images());
-            if !self.rules.image_pull_secrets.is_empty() {
-                mutations.push(self.pull_secrets());
-            }
+        mutations.push(not_ephemeral(self.original_images()));
+        if !self.rules.image_pull_secrets.is_empty() {
+            mutations.push(not_ephemeral(self.pull_secrets()));
         }
         mutations.push(self.per_list(|list, offset| {
             format!(
@@ -344,27 +242,6 @@ impl Policy<'_> {
             )
         }));
         mutations
-    }
-
-    fn pointer(&self, list: &str) -> String {
-        let (_, pointer) = self.spec();
-        lit(&format!("{pointer}/{list}/"))
-    }
-
-    /// `part(list, offset)` for every list the object has, concatenated;
-    /// `{LIST}` in a part stands for the list.
-    fn per_list(&self, part: impl Fn(&str, &str) -> String) -> String {
-        let (spec, _) = self.spec();
-        let lists: Vec<String> = self
-            .lists()
-            .iter()
-            .map(|list| {
-                let text =
-                    part(list, &self.offset(list)).replace("{LIST}", &format!("{spec}.{list}"));
-                format!("(has({spec}.{list}) ? {text} : [])")
-            })
-            .collect();
-        lists.join(" +\n")
     }
 
     /// The builders' `command` and `args`, where the walk changed them.
@@ -424,14 +301,11 @@ impl Policy<'_> {
     /// Pod: in a pod template it would keep the ServiceAccount's secrets
     /// from every Pod (see the engine's `ensure_pull_secrets`).
     fn pull_secrets(&self) -> String {
-        let (spec, pointer) = self.spec();
-        let create = match self.workload.pod_spec_path {
-            ["spec"] => format!(
-                "[JSONPatch{{op: 'add', path: {}, value: xm.map(xn, {{'name': xn}})}}]",
-                lit(&format!("{pointer}/imagePullSecrets"))
-            ),
-            _ => "[]".to_owned(),
-        };
+        let spec = SPEC;
+        let create = format!(
+            "{AT} == '/spec' ? [JSONPatch{{op: 'add', path: {AT} + '/imagePullSecrets', \
+             value: xm.map(xn, {{'name': xn}})}}] : []"
+        );
         let on_target = "variables.images.exists(xn, xn[1] == 't')";
         let missing = format!(
             "{}.filter(xn, !(has({spec}.imagePullSecrets) && {spec}.imagePullSecrets.exists(xs, has(xs.name) && xs.name == xn)))",
@@ -440,9 +314,8 @@ impl Policy<'_> {
         format!(
             "!({on_target}) ? [] : [{missing}].map(xm, size(xm) == 0 ? [] : \
              has({spec}.imagePullSecrets) \
-             ? xm.map(xn, JSONPatch{{op: 'add', path: {}, value: {{'name': xn}}}}) \
-             : {create})[0]",
-            lit(&format!("{pointer}/imagePullSecrets/-")),
+             ? xm.map(xn, JSONPatch{{op: 'add', path: {AT} + '/imagePullSecrets/-', value: {{'name': xn}}}}) \
+             : ({create}))[0]"
         )
     }
 }
