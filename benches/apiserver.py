@@ -199,7 +199,7 @@ def main():
                                       input=probe, capture_output=True, text=True, check=True)
                 image = json.loads(done.stdout)["spec"]["containers"][0]["image"]
                 if mode == "guard":
-                    if "registry-rewriter-guard-images'" in done.stderr:
+                    if "registry-rewriter-guard-images" in done.stderr:
                         break
                 elif image.startswith("registry.k8s-lab.dev/"):
                     break
