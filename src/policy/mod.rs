@@ -167,25 +167,13 @@ impl Policy<'_> {
         )
     }
 
-    /// The policy's variables: the role maps of the builders, the grammar's
-    /// patterns, and per container its new image and its new build lists.
+    /// The policy's variables: the request's, the builders' tables, and per
+    /// container its new image and its new build lists.
     fn variables(&self) -> Vec<(String, String)> {
-        let mut variables: Vec<(String, String)> = self
-            .rules
-            .builders
-            .iter()
-            .enumerate()
-            .flat_map(|(index, profile)| {
-                [
-                    (format!("builder{index}Roles"), Exprs::role_map(profile)),
-                    (
-                        format!("builder{index}ValueFlags"),
-                        Exprs::value_flags(profile),
-                    ),
-                ]
-            })
-            .collect();
-        variables.splice(0..0, self.request_variables());
+        let mut variables = self.request_variables();
+        if !self.rules.builders.is_empty() {
+            variables.extend(self.exprs.builder_tables());
+        }
         let all = self.all_containers();
         let considered = self.considered();
         variables.push(("images".into(), self.images_variable()));

@@ -18,7 +18,8 @@ mod steps;
 mod walk;
 
 use super::grammar;
-use crate::engine::rules::{BuilderProfile, RewriteRule, Rules};
+use crate::engine::rules::{BuilderProfile, CredentialSpec, RewriteRule, Rules};
+use walk::Tables;
 
 /// A CEL string literal.
 pub fn lit(text: &str) -> String {
@@ -259,8 +260,35 @@ impl<'r> Exprs<'r> {
         entries
     }
 
-    /// The role map of a profile, as a policy variable.
-    pub fn role_map(profile: &BuilderProfile) -> String {
+    /// The builders' tables the walk reads, as policy variables: each a list
+    /// with one entry per profile, in the profiles' order.
+    pub fn builder_tables(&self) -> Vec<(String, String)> {
+        let builders = &self.rules.builders;
+        let table = |name: &str, entry: &dyn Fn(&BuilderProfile) -> String| {
+            let entries: Vec<String> = builders.iter().map(entry).collect();
+            (name.to_owned(), format!("[{}]", entries.join(", ")))
+        };
+        let credential_flags = |flags: fn(&CredentialSpec) -> &[String]| {
+            move |profile: &BuilderProfile| match &profile.credentials {
+                Some(credentials) => lit_list(flags(credentials)),
+                None => "[]".to_owned(),
+            }
+        };
+        vec![
+            table(Tables::ROLES, &Self::role_map),
+            table(Tables::VALUE_FLAGS, &Self::value_flags),
+            table(Tables::SUBCOMMANDS, &|p| lit_list(&p.subcommands)),
+            table(Tables::IMAGE_ARGUMENTS, &|p| lit_list(&p.image_arguments)),
+            table(Tables::REGISTRY_MAP, &|p| {
+                lit(p.flags.registry_map_flag.as_deref().unwrap_or(""))
+            }),
+            table(Tables::OWN_FLAGS, &credential_flags(|c| &c.own_flags)),
+            table(Tables::UNSAFE_FLAGS, &credential_flags(|c| &c.unsafe_flags)),
+        ]
+    }
+
+    /// The role map of a profile.
+    fn role_map(profile: &BuilderProfile) -> String {
         let entries: Vec<String> = Self::roles(profile)
             .iter()
             .map(|(flag, role)| format!("{}: '{role}'", lit(flag)))
@@ -269,8 +297,8 @@ impl<'r> Exprs<'r> {
     }
 
     /// The flags of a profile that take the next argument as their value
-    /// when written alone, as a policy variable: one lookup tells them.
-    pub fn value_flags(profile: &BuilderProfile) -> String {
+    /// when written alone: one lookup tells them.
+    fn value_flags(profile: &BuilderProfile) -> String {
         let entries: Vec<String> = Self::roles(profile)
             .iter()
             .filter(|(flag, role)| {

@@ -92,15 +92,12 @@ impl Exprs<'_> {
     }
 
     /// `[command, args]` as the builder container `xc` runs would have them,
-    /// or `[]` when `xc` runs no builder.
+    /// then the build's info, or `[]` when `xc` runs no builder.
     pub fn build(&self) -> String {
-        let mut switch = String::new();
-        for (index, profile) in self.rules.builders.iter().enumerate() {
-            switch.push_str(&format!(
-                "xps[0] == {index} ? {} : ",
-                self.walk(index, profile)
-            ));
-        }
-        Self::with_lists(&bind("xps", &self.build_of(), &format!("({switch}[])")))
+        Self::with_lists(&bind(
+            "xps",
+            &self.build_of(),
+            &format!("(xps[0] < 0 ? [] : {})", self.walk()),
+        ))
     }
 }

@@ -1,6 +1,8 @@
-//! One builder's arguments rewritten, as CEL: the same pflag walk as the
-//! engine's, in named parts. `walk` binds them in order:
+//! A builder's arguments rewritten, as CEL: the same pflag walk as the
+//! engine's, written once for every profile, which it reads from the
+//! [`Tables`] variables. `walk` binds its parts in order:
 //!
+//! - `xtr`, `xtv`, `xts`, `xti`, `xtm`: the running profile's tables;
 //! - `xw`, `xb`, `xt`: the builder's arguments, which of them take a value,
 //!   and where `--` ends the flags;
 //! - `xds`: what each argument is (`describe`);
@@ -11,7 +13,7 @@
 //! - the new `[command, args]` (`new_lists`).
 
 use super::{bind, csv::csv_readable, lit, lit_list, Exprs, FALSE_VALUES};
-use crate::engine::rules::{BuilderProfile, IMAGE_TRANSPORTS};
+use crate::engine::rules::IMAGE_TRANSPORTS;
 
 /// Whether the argument `xa` at `xj` is the value of the flag before it: a
 /// flag that takes a value, at an odd place in a run of such flags.
@@ -37,42 +39,59 @@ const LAST_POSITIONAL: &str = "xds.transformList(xj, xd, xd[0] == 'p' && xj != x
 /// The container's own lists, unchanged.
 const ORIGINAL: &str = "[(has(xc.command) ? xc.command : []), (has(xc.args) ? xc.args : [])]";
 
-/// The role map and value-flag set of one profile, by its index.
-struct Tables {
-    roles: String,
-    value_flags: String,
-}
+/// A profile's data, by the index `xps[0]` of the profile the container
+/// runs: one walk reads all profiles, so the API server compiles it once.
+pub(super) struct Tables;
 
 impl Tables {
-    fn of(index: usize) -> Self {
-        Tables {
-            roles: format!("variables.builder{index}Roles"),
-            value_flags: format!("variables.builder{index}ValueFlags"),
-        }
+    /// The policy variables the walk reads, one list entry per profile.
+    pub const ROLES: &'static str = "builderRoles";
+    pub const VALUE_FLAGS: &'static str = "builderValueFlags";
+    pub const SUBCOMMANDS: &'static str = "builderSubcommands";
+    pub const IMAGE_ARGUMENTS: &'static str = "builderImageArguments";
+    pub const REGISTRY_MAP: &'static str = "builderRegistryMap";
+    pub const OWN_FLAGS: &'static str = "builderOwnFlags";
+    pub const UNSAFE_FLAGS: &'static str = "builderUnsafeFlags";
+
+    /// `body` with the running profile's tables bound: `xtr` its roles,
+    /// `xtv` its value flags, `xts` its subcommands, `xti` the subcommands
+    /// that take images, `xtm` its registry-map flag (or `''`).
+    fn bound(body: &str) -> String {
+        let of = |name: &str| format!("variables.{name}[xps[0]]");
+        bind(
+            "xtr",
+            &of(Self::ROLES),
+            &bind(
+                "xtv",
+                &of(Self::VALUE_FLAGS),
+                &bind(
+                    "xts",
+                    &of(Self::SUBCOMMANDS),
+                    &bind(
+                        "xti",
+                        &of(Self::IMAGE_ARGUMENTS),
+                        &bind("xtm", &of(Self::REGISTRY_MAP), body),
+                    ),
+                ),
+            ),
+        )
     }
 
     /// The role letter of flag `x`, or `''`.
-    fn role(&self, x: &str) -> String {
-        let roles = &self.roles;
-        format!("({x} in {roles} ? {roles}[{x}] : '')")
+    fn role(x: &str) -> String {
+        format!("({x} in xtr ? xtr[{x}] : '')")
     }
 
     /// Flag `x` takes a value (it has a role other than remove or TLS verify).
-    fn takes_value(&self, x: &str) -> String {
-        let roles = &self.roles;
-        format!("({x} in {roles} && !({roles}[{x}] in ['r', 't']))")
+    fn takes_value(x: &str) -> String {
+        format!("({x} in xtr && !(xtr[{x}] in ['r', 't']))")
     }
 }
 
 impl Exprs<'_> {
-    /// One profile's walk over `xall[xs:]`, with `xps = [profile, start]`
-    /// bound; the value is the new `[command, args]`.
-    pub(super) fn walk(&self, index: usize, profile: &BuilderProfile) -> String {
-        let tables = Tables::of(index);
-        let has_subcommands = !profile.subcommands.is_empty();
-        let has_image_arguments = !profile.image_arguments.is_empty();
-        let has_tls = profile.flags.tls_verify_flag.is_some();
-
+    /// The walk over `xall[xs:]` of the profile in `xps = [profile, start]`;
+    /// the value is the new `[command, args]`, then the build's info.
+    pub(super) fn walk(&self) -> String {
         let mut body = bind(
             "xsum",
             SUMMARY,
@@ -84,110 +103,78 @@ impl Exprs<'_> {
                     "xsum.contains('p')",
                     &bind(
                         "xmaps",
-                        &self.registry_maps(profile),
-                        &format!("{} + [[{}]]", new_lists(), self.build_info(index, profile)),
+                        &self.registry_maps(),
+                        &format!("{} + [[{}]]", new_lists(), self.build_info()),
                     ),
                 ),
             ),
         );
         body = bind(
             "xn",
-            &format!("xw.transformList(xj, xa, {})", self.new_argument(profile)),
+            &format!("xw.transformList(xj, xa, {})", self.new_argument()),
             &body,
         );
-        if has_tls {
-            body = bind("xreach", &self.reaches_only_https(profile), &body);
-        }
-        if has_image_arguments {
-            body = bind("xpa", &self.image_arguments(profile), &body);
-        }
-        if has_subcommands || has_image_arguments || has_tls {
-            let subcommand = if has_subcommands {
-                "xf >= 0 ? xw[xf] : ''"
-            } else {
-                "''"
-            };
-            body = bind("xf", FIRST_POSITIONAL, &bind("xsub", subcommand, &body));
-            if has_subcommands {
-                let in_subcommand = bind(
-                    "xf",
-                    FIRST_POSITIONAL,
-                    &format!("xf >= 0 && xw[xf] in {}", lit_list(&profile.subcommands)),
-                );
-                body = format!("({in_subcommand} ? {body} : {ORIGINAL})");
-            }
-        }
+        body = bind("xreach", &reaches_only_https(), &body);
+        body = bind("xpa", &self.image_arguments(), &body);
+        body = bind(
+            "xsub",
+            "size(xts) > 0 && xf >= 0 ? xw[xf] : ''",
+            &format!("(size(xts) == 0 || xsub in xts) ? {body} : {ORIGINAL}"),
+        );
+        // Without subcommands `xsub` is `''`, and nothing reads `xf`.
+        body = bind(
+            "xf",
+            &format!("size(xts) == 0 ? -1 : {FIRST_POSITIONAL}"),
+            &body,
+        );
         body = bind(
             "xds",
-            &format!("xw.transformList(xj, xa, {})", describe(&tables)),
+            &format!("xw.transformList(xj, xa, {})", describe()),
             &body,
         );
         let terminator = format!(
             "xw.transformList(xj, xa, xa == '--' && !{CONSUMED} ? 'T' : '.').join('').indexOf('T')"
         );
         body = bind("xt", &terminator, &body);
-        let bit = format!("(xa in {} ? '1' : '0')", tables.value_flags);
-        body = bind("xb", &format!("xw.map(xa, {bit}).join('')"), &body);
+        body = bind("xb", "xw.map(xa, xa in xtv ? '1' : '0').join('')", &body);
         body = bind("xw", "xall.transformList(xg, xa, xg >= xs, xa)", &body);
-        bind("xs", "xps[1]", &body)
-    }
-
-    /// `xreach`: the last image argument after the subcommand is on a
-    /// rewrite target, so every registry the command reaches is HTTPS.
-    fn reaches_only_https(&self, profile: &BuilderProfile) -> String {
-        let reach = format!(
-            "xsub in {} && xl > xf && xpa[xl][1] == 't'",
-            lit_list(&profile.image_arguments),
-        );
-        bind("xl", LAST_POSITIONAL, &reach)
+        bind("xs", "xps[1]", &Tables::bound(&body))
     }
 
     /// Argument `xa` at `xj`: `[]` to drop it, else `[text, 't' if it now
     /// names a rewrite target]`.
-    fn new_argument(&self, profile: &BuilderProfile) -> String {
-        let mut new_text = format!(
-            "xd[0] in ['v', 'f'] ? ({}) : ",
-            self.new_flag_value(profile)
+    fn new_argument(&self) -> String {
+        // A positional argument that is an image: after the subcommand,
+        // when the subcommand takes images.
+        let new_text = format!(
+            "xd[0] in ['v', 'f'] ? ({}) : \
+             {} ? [xpa[xj][0] != '' ? xpa[xj][0] : string(xa), xpa[xj][1] == 't' ? 'a' : ''] : \
+             [string(xa), '']",
+            self.new_flag_value(),
+            is_image_argument("xd")
         );
-        if !profile.image_arguments.is_empty() {
-            // A positional argument that is an image: after the subcommand,
-            // when the subcommand takes images.
-            new_text.push_str(&format!(
-                "{} ? [xpa[xj][0] != '' ? xpa[xj][0] : string(xa), xpa[xj][1] == 't' ? 'a' : ''] : ",
-                is_image_argument("xd", profile)
-            ));
-        }
-        new_text.push_str("[string(xa), '']");
         bind(
             "xd",
             "xds[xj]",
-            &format!("({}) ? [] : {new_text}", self.dropped(profile)),
+            &format!("({}) ? [] : {new_text}", self.dropped()),
         )
     }
 
     /// The argument goes: a TLS-weakening flag, a registry-valued one that
     /// names a rewrite source, or `--tls-verify=false` once `xreach`.
-    fn dropped(&self, profile: &BuilderProfile) -> String {
-        let mut drop = vec![
-            "(xd[0] != 'v' && xd[1] == 'r')".to_owned(),
-            format!(
-                "(xd[1] == 'g' && xd[0] in ['f', 'v', 'b'] && {})",
-                self.names_source("xd[2]")
-            ),
-        ];
-        if profile.flags.tls_verify_flag.is_some() {
-            drop.push(format!(
-                "(xreach && xd[0] == 'f' && xd[1] == 't' && xd[2] in {})",
-                lit_list(FALSE_VALUES)
-            ));
-        }
-        drop.join(" || ")
+    fn dropped(&self) -> String {
+        format!(
+            "(xd[0] != 'v' && xd[1] == 'r') || \
+             (xd[1] == 'g' && xd[0] in ['f', 'v', 'b'] && {}) || \
+             (xreach && xd[0] == 'f' && xd[1] == 't' && xd[2] in {})",
+            self.names_source("xd[2]"),
+            lit_list(FALSE_VALUES)
+        )
     }
 
     /// `[new text, 't' if it now names a rewrite target]` of a flag's value
     /// `xd[2]`, written after `xd[3]`, by the flag's role.
-    fn new_flag_value(&self, profile: &BuilderProfile) -> String {
-        let flags = &profile.flags;
+    fn new_flag_value(&self) -> String {
         let info_of = |info: String| {
             bind(
                 "xri",
@@ -195,61 +182,49 @@ impl Exprs<'_> {
                 "[xri[0] != '' ? xd[3] + xri[0] : string(xa), xri[1]]",
             )
         };
-        let mut value_new = String::new();
-        if !flags.image_flags.is_empty() {
-            value_new.push_str(&format!(
-                "xd[1] == 'i' ? {} : ",
-                info_of(self.image_info("xd[2]"))
-            ));
-        }
-        if !flags.location_flags.is_empty() {
-            value_new.push_str(&format!(
-                "xd[1] == 'l' ? {} : ",
-                info_of(self.location_info("xd[2]"))
-            ));
-        }
-        if !flags.csv_flags.is_empty() {
-            value_new.push_str(&format!(
-                "xd[1] == 'c' && {} ? {} : ",
-                csv_readable("xd[2]"),
-                bind("xci", &self.csv_info("xd[2]"), "[xd[3] + xci[0], xci[1]]")
-            ));
-        }
-        if flags.registry_map_flag.is_some() {
-            // `key=mirror,...;...`: every mirror on a rewrite source moves.
-            let mirror = bind(
-                "xvi",
-                &self.location_info("xv"),
-                "xvi[0] != '' ? xvi[0] : xv",
-            );
-            value_new.push_str(&format!(
-                "xd[1] == 'm' ? [xd[3] + xd[2].split(';').map(xm, xm.contains('=') ? \
-                 xm.substring(0, xm.indexOf('=') + 1) + \
-                 xm.substring(xm.indexOf('=') + 1).split(',').map(xv, {mirror}).join(',') : xm).join(';'), ''] : "
-            ));
-        }
-        value_new.push_str("[string(xa), '']");
-        value_new
+        // `key=mirror,...;...`: every mirror on a rewrite source moves.
+        let mirror = bind(
+            "xvi",
+            &self.location_info("xv"),
+            "xvi[0] != '' ? xvi[0] : xv",
+        );
+        format!(
+            "xd[1] == 'i' ? {} : \
+             xd[1] == 'l' ? {} : \
+             xd[1] == 'c' && {} ? {} : \
+             xd[1] == 'm' ? [xd[3] + xd[2].split(';').map(xm, xm.contains('=') ? \
+             xm.substring(0, xm.indexOf('=') + 1) + \
+             xm.substring(xm.indexOf('=') + 1).split(',').map(xv, {mirror}).join(',') : xm).join(';'), ''] : \
+             [string(xa), '']",
+            info_of(self.image_info("xd[2]")),
+            info_of(self.location_info("xd[2]")),
+            csv_readable("xd[2]"),
+            bind("xci", &self.csv_info("xd[2]"), "[xd[3] + xci[0], xci[1]]")
+        )
     }
 
     /// `xpa`: for each argument that is an image argument of the
     /// subcommand, `[new text or '', 't' if it names a rewrite target after
     /// its rewrite]`, else `['', '']`; each one parsed once. Transports other
     /// than `docker://` name no registry.
-    fn image_arguments(&self, profile: &BuilderProfile) -> String {
+    fn image_arguments(&self) -> String {
         let info = format!(
-            "(xa.startsWith('docker://') ? {} : {} ? ['', ''] : {})",
-            bind(
-                "xri",
-                &self.image_info("xa.substring(9)"),
-                "[xri[0] != '' ? 'docker://' + xri[0] : '', xri[1]]"
-            ),
+            "({} ? ['', ''] : {})",
             other_transport(),
-            self.image_info("xa")
+            bind(
+                "xtd",
+                "xa.startsWith('docker://') ? 'docker://' : ''",
+                &bind(
+                    "xri",
+                    &self.image_info("xa.substring(size(xtd))"),
+                    "[xri[0] != '' ? xtd + xri[0] : '', xri[1]]"
+                )
+            )
         );
+        // Only an image argument reads its entry.
         format!(
-            "xw.transformList(xj, xa, {} ? {info} : ['', ''])",
-            is_image_argument("xds[xj]", profile)
+            "size(xti) == 0 ? [] : xw.transformList(xj, xa, {} ? {info} : ['', ''])",
+            is_image_argument("xds[xj]")
         )
     }
 
@@ -257,39 +232,29 @@ impl Exprs<'_> {
     /// rewrite (a push, a cache, an image argument, or a registry map), `o` if
     /// a flag gives it a credential of its own, `u` if a flag makes a mount
     /// unsafe: what the credential step needs (the engine's `Build`).
-    pub(super) fn build_info(&self, index: usize, profile: &BuilderProfile) -> String {
-        let any_flag = |flags: &[String]| match flags.is_empty() {
-            true => "false".to_owned(),
-            false => format!("xfl.exists(xf, xf in {})", lit_list(flags)),
-        };
-        let (own, unsafe_flags) = match &profile.credentials {
-            Some(c) => (any_flag(&c.own_flags), any_flag(&c.unsafe_flags)),
-            None => ("false".to_owned(), "false".to_owned()),
-        };
-        let mapped_to_target = match profile.flags.registry_map_flag.is_some() {
-            false => "false".to_owned(),
-            // A mirror on a rewrite target, or moved to one.
-            true => format!(
-                "{MAP_VALUES}.exists(xmv, {})",
-                bind("xvi", &self.location_info("xmv"), "xvi[1] == 't'")
-            ),
-        };
+    fn build_info(&self) -> String {
+        let any_flag = |table: &str| format!("xfl.exists(xf, xf in variables.{table}[xps[0]])");
+        // A mirror on a rewrite target, or moved to one.
+        let mapped_to_target = format!(
+            "xtm != '' && {MAP_VALUES}.exists(xmv, {})",
+            bind("xvi", &self.location_info("xmv"), "xvi[1] == 't'")
+        );
         bind(
             "xfl",
             FLAG_NAMES,
             &format!(
-                "'{index}|' + (xsum.contains('p') || xsum.contains('a') || size(xmaps) > 0 || {mapped_to_target} ? 'p' : '') + \
-                 ({own} ? 'o' : '') + ({unsafe_flags} ? 'u' : '')"
+                "string(xps[0]) + '|' + (xsum.contains('p') || xsum.contains('a') || size(xmaps) > 0 || {mapped_to_target} ? 'p' : '') + \
+                 ({} ? 'o' : '') + ({} ? 'u' : '')",
+                any_flag(Tables::OWN_FLAGS),
+                any_flag(Tables::UNSAFE_FLAGS)
             ),
         )
     }
 
     /// `--registry-map` for every internal registry not mapped yet, once the
-    /// build changed or pushes to a rewrite target.
-    fn registry_maps(&self, profile: &BuilderProfile) -> String {
-        let Some(flag) = &profile.flags.registry_map_flag else {
-            return "[]".to_owned();
-        };
+    /// build changed or pushes to a rewrite target; none for a builder
+    /// without the flag (`xtm` is `''`).
+    fn registry_maps(&self) -> String {
         let keys = "xds.filter(xd, xd[0] in ['v', 'f'] && xd[1] == 'm').map(xd, xd[2]).join(';').split(';').filter(xm, xm.contains('=')).map(xm, xm.substring(0, xm.indexOf('=')))";
         let mut added = Vec::new();
         for rule in self
@@ -298,14 +263,14 @@ impl Exprs<'_> {
             .iter()
             .filter(|r| r.from_prefix.is_empty())
         {
-            let text = format!("{flag}={}={}", rule.from_text, rule.rewrite_name(""));
+            let text = format!("={}={}", rule.from_text, rule.rewrite_name(""));
             let mapped = bind(
                 "xrd",
                 "xm.lowerAscii()",
                 &bind("xrh", Self::HOST_PORT, &Self::is_source(rule)),
             );
             added.push(format!(
-                "(xkeys.exists(xm, {mapped}) ? [] : [{}])",
+                "(xkeys.exists(xm, {mapped}) ? [] : [xtm + {}])",
                 lit(&text)
             ));
         }
@@ -313,7 +278,7 @@ impl Exprs<'_> {
             return "[]".to_owned();
         }
         format!(
-            "(xchanged || xpush ? {} : [])",
+            "(xtm != '' && (xchanged || xpush) ? {} : [])",
             bind("xkeys", keys, &added.join(" + "))
         )
     }
@@ -323,14 +288,14 @@ impl Exprs<'_> {
 /// positional, x the terminator, v a value taken from the argument before,
 /// f a flag with its value inline, b a flag whose value is the next
 /// argument, n a flag without a value.
-fn describe(tables: &Tables) -> String {
-    let role_a = tables.role("xa");
+fn describe() -> String {
+    let role_a = Tables::role("xa");
     let inline = bind(
         "xe",
         "xa.indexOf('=')",
         &format!(
             "['f', {}, xa.substring(xe + 1), xa.substring(0, xe + 1)]",
-            tables.role("xa.substring(0, xe)")
+            Tables::role("xa.substring(0, xe)")
         ),
     );
     format!(
@@ -342,19 +307,16 @@ fn describe(tables: &Tables) -> String {
          xb.charAt(xj) == '1' ? (xj + 1 < size(xw) ? ['b', {role_a}, string(xw[xj + 1]), ''] : ['n', {role_a}, '', '']) : \
          size(xa) > 2 && xa.charAt(1) != '-' && {glued_takes} ? ['f', {role_glued}, xa.substring(2), xa.substring(0, 2)] : \
          ['n', {role_a}, '', '']",
-        role_before = tables.role("xw[xj - 1]"),
-        glued_takes = tables.takes_value("xa.substring(0, 2)"),
-        role_glued = tables.role("xa.substring(0, 2)"),
+        role_before = Tables::role("xw[xj - 1]"),
+        glued_takes = Tables::takes_value("xa.substring(0, 2)"),
+        role_glued = Tables::role("xa.substring(0, 2)"),
     )
 }
 
 /// Argument `xj`, described by `xd`, is an image argument: a positional
 /// after the subcommand, when the subcommand takes images.
-fn is_image_argument(xd: &str, profile: &BuilderProfile) -> String {
-    format!(
-        "({xd}[0] == 'p' && xj != xt && xj > xf && xsub in {})",
-        lit_list(&profile.image_arguments)
-    )
+fn is_image_argument(xd: &str) -> String {
+    format!("({xd}[0] == 'p' && xj != xt && xj > xf && xsub in xti)")
 }
 
 /// `xa` starts with a transport that names no registry.
@@ -364,6 +326,13 @@ fn other_transport() -> String {
         .map(|t| format!("xa.startsWith({})", lit(t)))
         .collect::<Vec<_>>()
         .join(" || ")
+}
+
+/// `xreach`: the last image argument after the subcommand is on a rewrite
+/// target, so every registry the command reaches is HTTPS.
+fn reaches_only_https() -> String {
+    let last = bind("xl", LAST_POSITIONAL, "xl > xf && xpa[xl][1] == 't'");
+    format!("(xsub in xti && {last})")
 }
 
 /// The new `[command, args]`: arguments before the builder's own keep their
