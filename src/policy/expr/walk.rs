@@ -24,10 +24,7 @@ const CONSUMED: &str = "(xj > 0 && xb.charAt(xj - 1) == '1' && (xj - xb.substrin
 const SUMMARY: &str = "xw.transformList(xj, xa, (size(xn[xj]) == 0 || xn[xj][0] != xa ? 'c' : '') + (size(xn[xj]) > 1 && xn[xj][1] == 't' ? 'p' : '') + (size(xn[xj]) > 1 && xn[xj][1] == 'a' ? 'a' : '')).join('')";
 
 /// Every mirror a registry-map flag maps a registry to.
-const MAP_VALUES: &str = "xds.filter(xd, xd[0] in ['v', 'f'] && xd[1] == 'm').map(xd, xd[2]).join(';').split(';').filter(xm, xm.contains('=')).map(xm, xm.substring(xm.indexOf('=') + 1)).join(',').split(',')";
-
-/// The name of each flag the walk read (`''` for anything else).
-const FLAG_NAMES: &str = "xds.transformList(xj, xd, xd[0] in ['b', 'n'] ? string(xw[xj]) : xd[0] == 'f' ? (xd[3].endsWith('=') ? xd[3].substring(0, size(xd[3]) - 1) : xd[3]) : '')";
+const MAP_VALUES: &str = "xds.filter(xd, xd[1] == 'm' && 'vf'.contains(xd[0])).map(xd, xd[2]).join(';').split(';').filter(xm, xm.contains('=')).map(xm, xm.substring(xm.indexOf('=') + 1)).join(',').split(',')";
 
 /// The index of the first positional argument (the subcommand), or -1.
 const FIRST_POSITIONAL: &str =
@@ -84,7 +81,7 @@ impl Tables {
 
     /// Flag `x` takes a value (it has a role other than remove or TLS verify).
     fn takes_value(x: &str) -> String {
-        format!("({x} in xtr && !(xtr[{x}] in ['r', 't']))")
+        format!("({x} in xtr && !'rt'.contains(xtr[{x}]))")
     }
 }
 
@@ -147,7 +144,7 @@ impl Exprs<'_> {
         // A positional argument that is an image: after the subcommand,
         // when the subcommand takes images.
         let new_text = format!(
-            "xd[0] in ['v', 'f'] ? ({}) : \
+            "'vf'.contains(xd[0]) ? ({}) : \
              {} ? [xpa[xj][0] != '' ? xpa[xj][0] : string(xa), xpa[xj][1] == 't' ? 'a' : ''] : \
              [string(xa), '']",
             self.new_flag_value(),
@@ -165,7 +162,7 @@ impl Exprs<'_> {
     fn dropped(&self) -> String {
         format!(
             "(xd[0] != 'v' && xd[1] == 'r') || \
-             (xd[1] == 'g' && xd[0] in ['f', 'v', 'b'] && {}) || \
+             (xd[1] == 'g' && 'fvb'.contains(xd[0]) && {}) || \
              (xreach && xd[0] == 'f' && xd[1] == 't' && xd[2] in {})",
             self.names_source("xd[2]"),
             lit_list(FALSE_VALUES)
@@ -233,29 +230,31 @@ impl Exprs<'_> {
     /// a flag gives it a credential of its own, `u` if a flag makes a mount
     /// unsafe: what the credential step needs (the engine's `Build`).
     fn build_info(&self) -> String {
-        let any_flag = |table: &str| format!("xfl.exists(xf, xf in variables.{table}[xps[0]])");
+        let any_flag = |table: &str| {
+            bind(
+                "xtf",
+                &format!("variables.{table}[xps[0]]"),
+                "xds.exists(xd, xd[4] in xtf)",
+            )
+        };
         // A mirror on a rewrite target, or moved to one.
         let mapped_to_target = format!(
             "xtm != '' && {MAP_VALUES}.exists(xmv, {})",
             bind("xvi", &self.location_info("xmv"), "xvi[1] == 't'")
         );
-        bind(
-            "xfl",
-            FLAG_NAMES,
-            &format!(
+        format!(
                 "string(xps[0]) + '|' + (xsum.contains('p') || xsum.contains('a') || size(xmaps) > 0 || {mapped_to_target} ? 'p' : '') + \
                  ({} ? 'o' : '') + ({} ? 'u' : '')",
                 any_flag(Tables::OWN_FLAGS),
                 any_flag(Tables::UNSAFE_FLAGS)
-            ),
-        )
+            )
     }
 
     /// `--registry-map` for every internal registry not mapped yet, once the
     /// build changed or pushes to a rewrite target; none for a builder
     /// without the flag (`xtm` is `''`).
     fn registry_maps(&self) -> String {
-        let keys = "xds.filter(xd, xd[0] in ['v', 'f'] && xd[1] == 'm').map(xd, xd[2]).join(';').split(';').filter(xm, xm.contains('=')).map(xm, xm.substring(0, xm.indexOf('=')))";
+        let keys = "xds.filter(xd, xd[1] == 'm' && 'vf'.contains(xd[0])).map(xd, xd[2]).join(';').split(';').filter(xm, xm.contains('=')).map(xm, xm.substring(0, xm.indexOf('=')))";
         let mut added = Vec::new();
         for rule in self
             .rules
@@ -284,29 +283,28 @@ impl Exprs<'_> {
     }
 }
 
-/// `[kind, role, value, inline prefix]` of argument `xa` at `xj`. Kinds: p
-/// positional, x the terminator, v a value taken from the argument before,
-/// f a flag with its value inline, b a flag whose value is the next
-/// argument, n a flag without a value.
+/// `[kind, role, value, inline prefix, flag name]` of argument `xa` at
+/// `xj`. Kinds: p positional, x the terminator, v a value taken from the
+/// argument before, f a flag with its value inline, b a flag whose value is
+/// the next argument, n a flag without a value. The name is `''` but for a
+/// flag.
 fn describe() -> String {
     let role_a = Tables::role("xa");
-    let inline = bind(
-        "xe",
-        "xa.indexOf('=')",
-        &format!(
-            "['f', {}, xa.substring(xe + 1), xa.substring(0, xe + 1)]",
-            Tables::role("xa.substring(0, xe)")
-        ),
+    // `xa.indexOf('=')` again each time: cheaper than binding it.
+    let name = "xa.substring(0, xa.indexOf('='))";
+    let inline = format!(
+        "['f', {}, xa.substring(xa.indexOf('=') + 1), xa.substring(0, xa.indexOf('=') + 1), {name}]",
+        Tables::role(name)
     );
     format!(
-        "xt >= 0 && xj > xt ? ['p', '', '', ''] : \
-         xj == xt ? ['x', '', '', ''] : \
-         {CONSUMED} ? ['v', {role_before}, string(xa), ''] : \
-         !(xa.startsWith('-') && xa != '-') ? ['p', '', '', ''] : \
+        "xt >= 0 && xj > xt ? ['p', '', '', '', ''] : \
+         xj == xt ? ['x', '', '', '', ''] : \
+         {CONSUMED} ? ['v', {role_before}, string(xa), '', ''] : \
+         !(xa.startsWith('-') && xa != '-') ? ['p', '', '', '', ''] : \
          xa.contains('=') ? {inline} : \
-         xb.charAt(xj) == '1' ? (xj + 1 < size(xw) ? ['b', {role_a}, string(xw[xj + 1]), ''] : ['n', {role_a}, '', '']) : \
-         size(xa) > 2 && xa.charAt(1) != '-' && {glued_takes} ? ['f', {role_glued}, xa.substring(2), xa.substring(0, 2)] : \
-         ['n', {role_a}, '', '']",
+         xb.charAt(xj) == '1' ? (xj + 1 < size(xw) ? ['b', {role_a}, string(xw[xj + 1]), '', string(xa)] : ['n', {role_a}, '', '', string(xa)]) : \
+         size(xa) > 2 && xa.charAt(1) != '-' && {glued_takes} ? ['f', {role_glued}, xa.substring(2), xa.substring(0, 2), xa.substring(0, 2)] : \
+         ['n', {role_a}, '', '', string(xa)]",
         role_before = Tables::role("xw[xj - 1]"),
         glued_takes = Tables::takes_value("xa.substring(0, 2)"),
         role_glued = Tables::role("xa.substring(0, 2)"),
