@@ -171,13 +171,11 @@ impl Policy<'_> {
     /// container its new image and its new build lists.
     fn variables(&self) -> Vec<(String, String)> {
         let mut variables = self.request_variables();
-        if !self.rules.builders.is_empty() {
-            variables.extend(self.exprs.builder_tables());
-        }
         let all = self.all_containers();
         let considered = self.considered();
         variables.push(("images".into(), self.images_variable()));
         if !self.rules.builders.is_empty() {
+            variables.extend(self.exprs.builder_tables());
             variables.push((
                 "builds".into(),
                 format!(

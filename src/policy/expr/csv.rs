@@ -22,7 +22,7 @@ const RAW_FIELDS: &str =
     "xqp.transformList(xk, xs, xk % 2 == 1 ? xs.replace(',', '\\n') : xs).join('\"').split(',')";
 
 /// The value of raw field `xq`: unquoted, doubled quotes undone.
-const VALUE: &str = "(xq.startsWith('\"') ? xq.substring(1, size(xq) - 1).replace('\"\"', '\"') : xq).replace('\\n', ',')";
+const FIELD_VALUE: &str = "(xq.startsWith('\"') ? xq.substring(1, size(xq) - 1).replace('\"\"', '\"') : xq).replace('\\n', ',')";
 
 /// Field value `xv` is `key=names` with an image key (`name`, `ref`).
 const IMAGE_KEY: &str =
@@ -71,7 +71,7 @@ impl Exprs<'_> {
             RAW_FIELDS,
             &bind(
                 "xqv",
-                &format!("xqr.map(xq, {VALUE})"),
+                &format!("xqr.map(xq, {FIELD_VALUE})"),
                 &bind(
                     "xqi",
                     &infos,

@@ -9,7 +9,8 @@
 //! - `xf`, `xsub`, `xreach`: the subcommand, and whether every registry the
 //!   command reaches is HTTPS (`reaches_only_https`);
 //! - `xn`: each argument's new text, or none (`new_argument`);
-//! - `xmaps`: the registry maps to add (`registry_maps`);
+//! - `xme`, `xmaps`: the registry-map entries, and the maps to add
+//!   (`registry_maps`);
 //! - the new `[command, args]` (`new_lists`).
 
 use super::{bind, csv::csv_readable, lit, lit_list, Exprs, FALSE_VALUES};
@@ -23,8 +24,13 @@ const CONSUMED: &str = "(xj > 0 && xb.charAt(xj - 1) == '1' && (xj - xb.substrin
 /// to a rewrite target, `a` for an image argument on one.
 const SUMMARY: &str = "xw.transformList(xj, xa, (size(xn[xj]) == 0 || xn[xj][0] != xa ? 'c' : '') + (size(xn[xj]) > 1 && xn[xj][1] == 't' ? 'p' : '') + (size(xn[xj]) > 1 && xn[xj][1] == 'a' ? 'a' : '')).join('')";
 
+/// `xme`: every `registry=mirrors` entry of the registry-map flags, read
+/// once for the maps to add and for where the mirrors point; none for a
+/// builder without the flag (`xtm` is `''`).
+const MAP_ENTRIES: &str = "xtm == '' ? [] : xds.filter(xd, xd[1] == 'm' && 'vf'.contains(xd[0])).map(xd, xd[2]).join(';').split(';').filter(xm, xm.contains('='))";
+
 /// Every mirror a registry-map flag maps a registry to.
-const MAP_VALUES: &str = "xds.filter(xd, xd[1] == 'm' && 'vf'.contains(xd[0])).map(xd, xd[2]).join(';').split(';').filter(xm, xm.contains('=')).map(xm, xm.substring(xm.indexOf('=') + 1)).join(',').split(',')";
+const MAP_VALUES: &str = "xme.map(xm, xm.substring(xm.indexOf('=') + 1)).join(',').split(',')";
 
 /// The index of the first positional argument (the subcommand), or -1.
 const FIRST_POSITIONAL: &str =
@@ -99,9 +105,13 @@ impl Exprs<'_> {
                     "xpush",
                     "xsum.contains('p')",
                     &bind(
-                        "xmaps",
-                        &self.registry_maps(),
-                        &format!("{} + [[{}]]", new_lists(), self.build_info()),
+                        "xme",
+                        MAP_ENTRIES,
+                        &bind(
+                            "xmaps",
+                            &self.registry_maps(),
+                            &format!("{} + [[{}]]", new_lists(), self.build_info()),
+                        ),
                     ),
                 ),
             ),
@@ -239,22 +249,22 @@ impl Exprs<'_> {
         };
         // A mirror on a rewrite target, or moved to one.
         let mapped_to_target = format!(
-            "xtm != '' && {MAP_VALUES}.exists(xmv, {})",
+            "{MAP_VALUES}.exists(xmv, {})",
             bind("xvi", &self.location_info("xmv"), "xvi[1] == 't'")
         );
         format!(
-                "string(xps[0]) + '|' + (xsum.contains('p') || xsum.contains('a') || size(xmaps) > 0 || {mapped_to_target} ? 'p' : '') + \
-                 ({} ? 'o' : '') + ({} ? 'u' : '')",
-                any_flag(Tables::OWN_FLAGS),
-                any_flag(Tables::UNSAFE_FLAGS)
-            )
+            "string(xps[0]) + '|' + (xsum.contains('p') || xsum.contains('a') || size(xmaps) > 0 || {mapped_to_target} ? 'p' : '') + \
+             ({} ? 'o' : '') + ({} ? 'u' : '')",
+            any_flag(Tables::OWN_FLAGS),
+            any_flag(Tables::UNSAFE_FLAGS)
+        )
     }
 
     /// `--registry-map` for every internal registry not mapped yet, once the
     /// build changed or pushes to a rewrite target; none for a builder
     /// without the flag (`xtm` is `''`).
     fn registry_maps(&self) -> String {
-        let keys = "xds.filter(xd, xd[1] == 'm' && 'vf'.contains(xd[0])).map(xd, xd[2]).join(';').split(';').filter(xm, xm.contains('=')).map(xm, xm.substring(0, xm.indexOf('=')))";
+        let keys = "xme.map(xm, xm.substring(0, xm.indexOf('=')))";
         let mut added = Vec::new();
         for rule in self
             .rules
