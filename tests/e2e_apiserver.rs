@@ -228,6 +228,59 @@ async fn pods_that_name_no_rule_registry_are_not_sent() {
     );
 }
 
+/// A Pod already rewritten (its images on the HTTPS registry, the pull
+/// secret in place) is not sent again, so a reinvocation costs nothing;
+/// without the secret it is, and so is a builder on the HTTPS registry with
+/// a flag the engine removes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_already_rewritten_are_not_sent_again() {
+    let Some(binary) = harness() else { return };
+    let server = live_server::start().await;
+    let harness = Harness::webhook(binary, &server);
+    let rewritten = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "app", "namespace": "team"},
+        "spec": {
+            "containers": [{"name": "app", "image": "registry.k8s-lab.dev/team/app:v1", "args": ["--port=8080"]}],
+            "imagePullSecrets": [{"name": "registry-credentials"}]
+        }
+    });
+    let admit = |pod: &Value| {
+        let admission = tokio::task::block_in_place(|| harness.admit(Call::create(pod, "team")));
+        assert_eq!(admission.code, 0, "{}", admission.stderr);
+        admission.admitted
+    };
+    assert_eq!(
+        without_empty_objects(&admit(&rewritten)),
+        without_empty_objects(&rewritten)
+    );
+    assert_eq!(server.requests_seen().await, 0.0, "not sent again");
+
+    let mut without_secret = rewritten.clone();
+    without_secret["spec"]
+        .as_object_mut()
+        .expect("spec")
+        .remove("imagePullSecrets");
+    let admitted = admit(&without_secret);
+    assert_eq!(
+        admitted["spec"]["imagePullSecrets"],
+        json!([{"name": "registry-credentials"}])
+    );
+    assert_eq!(server.requests_seen().await, 1.0, "sent for the secret");
+
+    let mut build = rewritten;
+    build["spec"]["containers"][0] = json!({
+        "name": "build", "image": "registry.k8s-lab.dev/kaniko-project/executor:v1.23.2",
+        "command": ["/kaniko/executor"], "args": ["--destination=quay.io/team/app:1", "--skip-tls-verify"]
+    });
+    let admitted = admit(&build);
+    let args = admitted["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args");
+    assert!(!args.contains(&json!("--skip-tls-verify")), "{args:?}");
+    assert_eq!(server.requests_seen().await, 2.0, "sent for the flag");
+}
+
 /// A matchCondition that fails to evaluate, under `failurePolicy: Ignore`:
 /// the plugin skips the webhook and admits the Pod as it is, never blocks
 /// it (the API's documented order: any false skips, an error under Ignore

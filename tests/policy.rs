@@ -199,6 +199,23 @@ fn pull_secrets(#[case] existing: Value, #[values(true, false)] on_internal_regi
     assert_equal(Call::create(&pod, "team"));
 }
 
+/// A Kaniko image copied to the HTTPS registry, in a Pod that has the pull
+/// secret already: sent for the flag the engine removes, and both back ends
+/// remove it; with nothing to remove, both leave the Pod as it is.
+#[rstest]
+#[case::a_flag_to_remove(json!(["--destination=quay.io/team/app:1", "--skip-tls-verify"]), true)]
+#[case::nothing_to_do(json!(["--destination=quay.io/team/app:1"]), false)]
+fn a_mirrored_builder_with_the_pull_secret(#[case] args: Value, #[case] changed: bool) {
+    let image = "registry.k8s-lab.dev/kaniko-project/executor:v1.23.2";
+    let mut pod = build_pod(image, json!(["/kaniko/executor"]), args.clone());
+    pod["spec"]["imagePullSecrets"] = json!([{"name": "registry-credentials"}]);
+    let call = Call::create(&pod, "team");
+    assert_equal(call);
+    let Some(both) = both(call) else { return };
+    let admitted = &both.policy.admitted["spec"]["containers"][0]["args"];
+    assert_eq!(admitted != &args, changed, "{admitted}");
+}
+
 #[test]
 fn pull_secrets_are_not_added_for_other_registries() {
     assert_equal(Call::create(&pod_with_image("nginx:1.27"), "team"));

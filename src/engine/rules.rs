@@ -48,11 +48,13 @@ pub struct Rules {
 /// The hosts of `rewrites` that text must contain to name one of them: a
 /// host that contains another listed host is implied by it.
 pub fn mentioned_hosts(rewrites: &[RewriteRule]) -> Vec<String> {
-    let mut hosts: Vec<String> = rewrites
-        .iter()
-        .flat_map(|r| [&r.from_host, &r.to_host])
-        .map(|h| h.to_ascii_lowercase())
-        .collect();
+    minimal_hosts(rewrites.iter().flat_map(|r| [&r.from_host, &r.to_host]))
+}
+
+/// `hosts` lower-cased, less those that contain another: text that contains
+/// none of the rest contains none of them.
+pub fn minimal_hosts<'h>(hosts: impl IntoIterator<Item = &'h String>) -> Vec<String> {
+    let mut hosts: Vec<String> = hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect();
     hosts.sort_by_key(String::len);
     let mut minimal: Vec<String> = Vec::new();
     for host in hosts {

@@ -65,21 +65,24 @@ pub fn run(object: &Value, workload: &Workload, scope: Scope<'_>, rules: &Rules)
     engine::mutate(&raw, workload, scope, rules).expect("the engine accepts the object")
 }
 
-/// Does a container of `object` name a rule's source or target host (ASCII
-/// case ignored) in its image, command, args or an env value? The
+/// Would the pre-filter send `object`? A container's command, args or an
+/// env value names a rule's source or target host (ASCII case ignored), or
+/// its image names a source, or a target while its pod spec lacks a pull
+/// secret or the container has a flag some builder profile removes. The
 /// pre-filter's test, written here apart from the engine's and the CEL.
-pub fn names_a_rule_registry(object: &Value, rules: &Rules) -> bool {
-    let hosts: Vec<String> = rules
-        .rewrites
+pub fn sent_by_the_prefilter(object: &Value, rules: &Rules) -> bool {
+    let lower = |hosts: Vec<&String>| -> Vec<String> {
+        hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect()
+    };
+    let sources = lower(rules.rewrites.iter().map(|r| &r.from_host).collect());
+    let targets = lower(rules.rewrites.iter().map(|r| &r.to_host).collect());
+    let all: Vec<String> = sources.iter().chain(&targets).cloned().collect();
+    let removed: Vec<&String> = rules
+        .builders
         .iter()
-        .flat_map(|r| {
-            [
-                r.from_host.to_ascii_lowercase(),
-                r.to_host.to_ascii_lowercase(),
-            ]
-        })
+        .flat_map(|b| &b.flags.remove_flags)
         .collect();
-    let names = |text: &Value| {
+    let names = |text: &Value, hosts: &[String]| {
         text.as_str().is_some_and(|t| {
             hosts
                 .iter()
@@ -92,19 +95,35 @@ pub fn names_a_rule_registry(object: &Value, rules: &Rules) -> bool {
         &object["spec"]["jobTemplate"]["spec"]["template"]["spec"],
     ];
     specs.iter().any(|spec| {
+        let has_secret = |name: &String| {
+            spec["imagePullSecrets"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|s| s["name"].as_str() == Some(name)))
+        };
+        let lacks_a_secret = !rules.image_pull_secrets().iter().all(has_secret);
         ["containers", "initContainers", "ephemeralContainers"]
             .iter()
             .filter_map(|list| spec[list].as_array())
             .flatten()
             .any(|c| {
                 let lists = [&c["command"], &c["args"]];
-                let texts = lists.iter().filter_map(|l| l.as_array()).flatten();
+                let texts: Vec<&Value> = lists
+                    .iter()
+                    .filter_map(|l| l.as_array())
+                    .flatten()
+                    .collect();
                 let env = c["env"]
                     .as_array()
                     .into_iter()
                     .flatten()
                     .map(|e| &e["value"]);
-                names(&c["image"]) || texts.chain(env).any(names)
+                let removes_a_flag = texts.iter().any(|t| {
+                    t.as_str()
+                        .is_some_and(|t| removed.iter().any(|f| t.contains(f.as_str())))
+                });
+                texts.iter().copied().chain(env).any(|t| names(t, &all))
+                    || names(&c["image"], &sources)
+                    || (names(&c["image"], &targets) && (lacks_a_secret || removes_a_flag))
             })
     })
 }
@@ -114,7 +133,7 @@ pub fn names_a_rule_registry(object: &Value, rules: &Rules) -> bool {
 /// an object the pre-filter would not send gets no patch.
 pub fn admit_with(object: &Value, workload: &Workload, config: &Config) -> (Value, Mutation) {
     let mutation = run(object, workload, Scope::Create, config.rules());
-    if !names_a_rule_registry(object, config.rules()) {
+    if !sent_by_the_prefilter(object, config.rules()) {
         assert!(
             mutation.patch.0.is_empty(),
             "the pre-filter would not send this object, but the engine patches it: {:?}",

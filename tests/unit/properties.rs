@@ -285,7 +285,20 @@ fn build() -> impl Strategy<Value = (Runs, Vec<Piece>)> {
 }
 
 /// The container, and how many of its leading args belong to a wrapper.
-fn build_container(build: Runs, pieces: &[Piece]) -> (Value, usize) {
+/// `mirrored`: a builder found by its command runs an image copied to the
+/// HTTPS registry.
+fn build_container(build: Runs, pieces: &[Piece], mirrored: bool) -> (Value, usize) {
+    let (container, skip) = build_container_from(build, pieces);
+    let mut container = container;
+    if mirrored && container.get("command").is_some() {
+        let image = container["image"].as_str().unwrap_or_default();
+        let path = image.split_once('/').map_or(image, |(_, path)| path);
+        container["image"] = json!(format!("registry.k8s-lab.dev/{path}"));
+    }
+    (container, skip)
+}
+
+fn build_container_from(build: Runs, pieces: &[Piece]) -> (Value, usize) {
     let args: Vec<String> = pieces.iter().map(Piece::text).collect();
     let tekton = |program: &str| -> Vec<String> {
         [
@@ -336,7 +349,10 @@ proptest! {
     fn generated_pods(
         containers in prop::collection::vec(container(), 1..5),
         init in prop::collection::vec(container(), 0..2),
-        existing_secrets in prop::option::of(prop::collection::vec("[a-z]{1,8}", 0..3)),
+        existing_secrets in prop::option::of(prop::collection::vec(prop_oneof![
+            3 => "[a-z]{1,8}",
+            1 => Just("registry-credentials".to_owned()),
+        ], 0..3)),
     ) {
         let mut spec = json!({
             "containers": containers.iter().enumerate().map(|(i, c)| container_json(format!("c{i}"), c)).collect::<Vec<_>>(),
@@ -407,9 +423,12 @@ proptest! {
     /// generator says, and nothing but TLS-weakening flags is removed and
     /// nothing but registry maps added.
     #[test]
-    fn generated_builds((build, pieces) in build()) {
-        let (container, wrapper_args) = build_container(build, &pieces);
-        let original = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [container]}});
+    fn generated_builds((build, pieces) in build(), mirrored in any::<bool>(), with_secret in any::<bool>()) {
+        let (container, wrapper_args) = build_container(build, &pieces, mirrored);
+        let mut original = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [container]}});
+        if with_secret {
+            original["spec"]["imagePullSecrets"] = json!([{"name": "registry-credentials"}]);
+        }
         let (admitted, _) = admit(&original, pod());
         assert_only_rewritable_fields_changed(&original, &admitted);
         let got = &admitted["spec"]["containers"][0];
