@@ -1,12 +1,17 @@
 //! The monitoring overlay: the ServiceMonitor finds the webhook's metrics
 //! port, `promtool check rules` accepts the rules, and `promtool test rules`
 //! shows each alert firing when it should and staying quiet when it should
-//! not, over synthetic series.
+//! not, over synthetic series, and over the series a real API server
+//! reports for a Pod past the policy's CEL budget.
 
+mod kube_lite;
 mod objects;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
+
+use kube_lite::{eventually, text, Cluster};
 
 use objects::kustomize::{kubectl, render, root};
 use serde_json::{json, Value};
@@ -83,6 +88,7 @@ fn cases() -> Vec<Case> {
     let other_errors = "apiserver_admission_match_condition_evaluation_errors_total{kind=\"webhook\",name=\"other.example.com\",operation=\"CREATE\",type=\"admit\"}";
     let out_of_budget = "apiserver_mutating_admission_policy_check_total{policy=\"registry-rewriter\",policy_binding=\"registry-rewriter\",error_type=\"out_of_budget\"}";
     let policy_ok = "apiserver_mutating_admission_policy_check_total{policy=\"registry-rewriter\",policy_binding=\"registry-rewriter\",error_type=\"no_error\"}";
+    let policy_invalid = "apiserver_mutating_admission_policy_check_total{policy=\"registry-rewriter\",policy_binding=\"registry-rewriter\",error_type=\"invalid_error\"}";
     let guard = |rule: &str, action: &str, error: &str| -> &'static str {
         let name = format!("registry-rewriter-guard-{rule}");
         Box::leak(
@@ -240,16 +246,31 @@ fn cases() -> Vec<Case> {
             at: "30m",
             fires_with: None,
         },
-        // A Pod past the CEL budget; checks that all fit.
+        // A Pod past one CEL call's cost limit (the API server counts it
+        // as invalid_error), or past the whole budget; checks that all fit.
         Case {
-            alert: "RegistryRewriterPolicyOutOfBudget",
-            series: series(vec![(out_of_budget, "0x10 1x30")]),
+            alert: "RegistryRewriterPolicyFailing",
+            series: series(vec![(policy_invalid, "0x10 1x30"), (policy_ok, "0+10x40")]),
             at: "20m",
-            fires_with: Some(json!({"severity": "warning", "policy": "registry-rewriter"})),
+            fires_with: Some(
+                json!({"severity": "warning", "policy": "registry-rewriter", "error_type": "invalid_error"}),
+            ),
         },
         Case {
-            alert: "RegistryRewriterPolicyOutOfBudget",
-            series: series(vec![(out_of_budget, "0x40"), (policy_ok, "0+10x40")]),
+            alert: "RegistryRewriterPolicyFailing",
+            series: series(vec![(out_of_budget, "0x10 1x30")]),
+            at: "20m",
+            fires_with: Some(
+                json!({"severity": "warning", "policy": "registry-rewriter", "error_type": "out_of_budget"}),
+            ),
+        },
+        Case {
+            alert: "RegistryRewriterPolicyFailing",
+            series: series(vec![
+                (out_of_budget, "0x40"),
+                (policy_invalid, "1x40"),
+                (policy_ok, "0+10x40"),
+            ]),
             at: "20m",
             fires_with: None,
         },
@@ -329,21 +350,17 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-#[test]
-fn every_alert_fires_when_it_should_and_only_then() {
-    let (Some(kubectl), Some(promtool)) = (kubectl(), promtool()) else {
-        return;
-    };
-    let rule = rendered(&kubectl, "PrometheusRule");
-    let dir = tempfile::tempdir().expect("dir");
-    let rules_file = dir.path().join("rules.yaml");
+/// The rendered PrometheusRule's `spec`, checked by `promtool check rules`,
+/// in `dir` as `rules.yaml`; and its rules.
+fn checked_rules(kubectl: &Path, promtool: &Path, dir: &Path) -> Vec<Value> {
+    let rule = rendered(kubectl, "PrometheusRule");
+    let rules_file = dir.join("rules.yaml");
     std::fs::write(
         &rules_file,
         serde_yaml_ng::to_string(&rule["spec"]).expect("YAML"),
     )
     .expect("write");
-
-    let checked = Command::new(&promtool)
+    let checked = Command::new(promtool)
         .arg("check")
         .arg("rules")
         .arg(&rules_file)
@@ -354,11 +371,14 @@ fn every_alert_fires_when_it_should_and_only_then() {
         "{}",
         String::from_utf8_lossy(&checked.stderr)
     );
-
-    let rules: Vec<Value> = rule["spec"]["groups"][0]["rules"]
+    rule["spec"]["groups"][0]["rules"]
         .as_array()
         .expect("rules")
-        .clone();
+        .clone()
+}
+
+/// `promtool test rules` over `cases`, against `rules.yaml` in `dir`.
+fn assert_cases(promtool: &Path, dir: &Path, rules: &[Value], cases: &[Case]) {
     let annotations = |alert: &str| {
         rules
             .iter()
@@ -366,6 +386,44 @@ fn every_alert_fires_when_it_should_and_only_then() {
             .unwrap_or_else(|| panic!("{alert} is a rule"))["annotations"]
             .clone()
     };
+    let tests: Vec<Value> = cases
+        .iter()
+        .map(|case| {
+            let expected = match &case.fires_with {
+                Some(labels) => json!([{"exp_labels": labels, "exp_annotations": annotations(case.alert)}]),
+                None => json!([]),
+            };
+            json!({
+                "interval": "1m",
+                "input_series": case.series.iter().map(|(s, v)| json!({"series": s, "values": v})).collect::<Vec<_>>(),
+                "alert_rule_test": [{"eval_time": case.at, "alertname": case.alert, "exp_alerts": expected}],
+            })
+        })
+        .collect();
+    let test_file = dir.join("alerts_test.yaml");
+    let suite = json!({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests});
+    std::fs::write(&test_file, serde_yaml_ng::to_string(&suite).expect("YAML")).expect("write");
+    let tested = Command::new(promtool)
+        .arg("test")
+        .arg("rules")
+        .arg(&test_file)
+        .output()
+        .expect("promtool");
+    assert!(
+        tested.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&tested.stdout),
+        String::from_utf8_lossy(&tested.stderr)
+    );
+}
+
+#[test]
+fn every_alert_fires_when_it_should_and_only_then() {
+    let (Some(kubectl), Some(promtool)) = (kubectl(), promtool()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let rules = checked_rules(&kubectl, &promtool, dir.path());
     let cases = cases();
     for rule in &rules {
         let alert = rule["alert"].as_str().expect("alert");
@@ -382,33 +440,95 @@ fn every_alert_fires_when_it_should_and_only_then() {
             "{alert} is tested quiet"
         );
     }
-    let tests: Vec<Value> = cases
-        .iter()
-        .map(|case| {
-            let expected = match &case.fires_with {
-                Some(labels) => json!([{"exp_labels": labels, "exp_annotations": annotations(case.alert)}]),
-                None => json!([]),
-            };
-            json!({
-                "interval": "1m",
-                "input_series": case.series.iter().map(|(s, v)| json!({"series": s, "values": v})).collect::<Vec<_>>(),
-                "alert_rule_test": [{"eval_time": case.at, "alertname": case.alert, "exp_alerts": expected}],
-            })
-        })
-        .collect();
-    let test_file = dir.path().join("alerts_test.yaml");
-    let suite = json!({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests});
-    std::fs::write(&test_file, serde_yaml_ng::to_string(&suite).expect("YAML")).expect("write");
-    let tested = Command::new(&promtool)
-        .arg("test")
-        .arg("rules")
-        .arg(&test_file)
-        .output()
-        .expect("promtool");
-    assert!(
-        tested.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&tested.stdout),
-        String::from_utf8_lossy(&tested.stderr)
+    assert_cases(&promtool, dir.path(), &rules, &cases);
+}
+
+/// On a real API server, a Pod past what one CEL call of the policy may
+/// spend is admitted unchanged, and counted: that series, as the server
+/// reports it, going from 0 to 1, makes `RegistryRewriterPolicyFailing`
+/// fire.
+#[test]
+fn a_pod_past_the_policys_budget_fires_the_alert() {
+    let (Some(kubectl), Some(promtool), Some(kube_lite)) =
+        (kubectl(), promtool(), kube_lite::binary())
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let cluster = Cluster::start(&kube_lite, dir.path(), &[]);
+    let overlay = root().join("manifests/overlays/policy");
+    cluster.ok(&["apply", "-k", overlay.to_str().expect("UTF-8")], None);
+    cluster.ok(&["create", "namespace", "team"], None);
+    let pod = |name: &str, containers: Vec<Value>| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "team"},
+               "spec": {"containers": containers}})
+        .to_string()
+    };
+    let probe = pod(
+        "probe",
+        vec![json!({"name": "a", "image": "docker-registry.registry:5000/a:1"})],
     );
+    eventually(Duration::from_secs(30), "the policy takes effect", || {
+        let output = cluster.run(
+            &[
+                "create",
+                "--dry-run=server",
+                "-o",
+                "jsonpath={.spec.containers[0].image}",
+                "-f",
+                "-",
+            ],
+            Some(&probe),
+        );
+        text(&output.stdout).starts_with("registry.k8s-lab.dev/")
+    });
+
+    let args: Vec<String> = (0..50)
+        .map(|i| format!("--destination=docker-registry.registry:5000/team/app-{i}:v1"))
+        .collect();
+    let builds: Vec<Value> = (0..100)
+        .map(|i| json!({"name": format!("build-{i}"), "image": "gcr.io/kaniko-project/executor:v1.23.2", "args": args}))
+        .collect();
+    let (admitted, _) = cluster.ok(
+        &["create", "-o", "json", "-f", "-"],
+        Some(&pod("big", builds)),
+    );
+    let admitted: Value = serde_json::from_str(&admitted).expect("JSON");
+    assert_eq!(
+        admitted["spec"]["containers"][0]["args"],
+        json!(args),
+        "admitted unchanged"
+    );
+
+    let (metrics, _) = cluster.ok(&["get", "--raw", "/metrics"], None);
+    let failed: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("apiserver_mutating_admission_policy_check_total{"))
+        .filter(|l| l.contains("policy=\"registry-rewriter\""))
+        .filter(|l| !l.contains("error_type=\"no_error\""))
+        .filter_map(|l| l.rsplit_once(' ').map(|(series, _)| series))
+        .collect();
+    assert_eq!(failed.len(), 1, "one failure counted: {failed:?}");
+    let error_type = failed[0]
+        .split_once("error_type=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(value, _)| value.to_owned())
+        .expect("error_type");
+    let series: &'static [(&'static str, &'static str)] = Box::leak(
+        vec![(
+            &*Box::leak(failed[0].to_owned().into_boxed_str()),
+            "0x10 1x30",
+        )]
+        .into_boxed_slice(),
+    );
+    let case = Case {
+        alert: "RegistryRewriterPolicyFailing",
+        series,
+        at: "20m",
+        fires_with: Some(
+            json!({"severity": "warning", "policy": "registry-rewriter", "error_type": error_type}),
+        ),
+    };
+    let rules = checked_rules(&kubectl, &promtool, dir.path());
+    assert_cases(&promtool, dir.path(), &rules, &[case]);
 }
