@@ -2,7 +2,8 @@
 //! port, `promtool check rules` accepts the rules, and `promtool test rules`
 //! shows each alert firing when it should and staying quiet when it should
 //! not, over synthetic series, and over the series a real API server
-//! reports for a Pod past the policy's CEL budget.
+//! reports for a Pod past the policy's CEL budget and for a guard that
+//! fails to evaluate.
 
 mod kube_lite;
 mod objects;
@@ -327,15 +328,28 @@ fn cases() -> Vec<Case> {
             at: "20m",
             fires_with: None,
         },
+        // An evaluation error under Ignore is counted as "allow", whatever
+        // its error_type; a violation never is.
         Case {
             alert: "RegistryRewriterGuardFailing",
             series: series(vec![(
-                guard("images", "warn", "out_of_budget"),
+                guard("images", "allow", "out_of_budget"),
                 "0x10 1x30",
             )]),
             at: "20m",
             fires_with: Some(
-                json!({"severity": "warning", "policy": "registry-rewriter-guard-images"}),
+                json!({"severity": "warning", "policy": "registry-rewriter-guard-images", "error_type": "out_of_budget"}),
+            ),
+        },
+        Case {
+            alert: "RegistryRewriterGuardFailing",
+            series: series(vec![(
+                guard("builds", "allow", "invalid_error"),
+                "0x10 1x30",
+            )]),
+            at: "20m",
+            fires_with: Some(
+                json!({"severity": "warning", "policy": "registry-rewriter-guard-builds", "error_type": "invalid_error"}),
             ),
         },
         Case {
@@ -500,35 +514,109 @@ fn a_pod_past_the_policys_budget_fires_the_alert() {
         "admitted unchanged"
     );
 
+    let rules = checked_rules(&kubectl, &promtool, dir.path());
+    fires_on_what_the_server_counts(
+        &cluster,
+        &promtool,
+        dir.path(),
+        &rules,
+        "RegistryRewriterPolicyFailing",
+        |line| {
+            line.starts_with("apiserver_mutating_admission_policy_check_total{")
+                && line.contains("policy=\"registry-rewriter\"")
+                && !line.contains("error_type=\"no_error\"")
+        },
+    );
+}
+
+/// On a real API server, a guard policy that fails to evaluate (here an
+/// expression edited to read a missing key) admits the Pod, and the series
+/// the server counts for it makes `RegistryRewriterGuardFailing` fire.
+#[test]
+fn a_guard_that_fails_to_evaluate_fires_the_alert() {
+    let (Some(kubectl), Some(promtool), Some(kube_lite)) =
+        (kubectl(), promtool(), kube_lite::binary())
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let cluster = Cluster::start(&kube_lite, dir.path(), &[]);
+    let mut guard = render(&kubectl, &root().join("manifests/overlays/guard"));
+    for object in &mut guard {
+        if object["kind"] == "ValidatingAdmissionPolicy"
+            && object["metadata"]["name"] == "registry-rewriter-guard-images"
+        {
+            object["spec"]["validations"][0]["expression"] =
+                json!("object.metadata.annotations['no-such-key'] == ''");
+        }
+    }
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": guard});
+    cluster.apply(&list.to_string());
+    cluster.ok(&["create", "namespace", "team"], None);
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "app", "namespace": "team", "annotations": {"a": "b"}},
+        "spec": {"containers": [{"name": "app", "image": "docker-registry.registry:5000/team/app:1"}]}})
+    .to_string();
+    // The builds guard warns about nothing here; the images guard errors.
+    eventually(Duration::from_secs(30), "the guard takes effect", || {
+        let output = cluster.run(&["create", "--dry-run=server", "-f", "-"], Some(&pod));
+        let (metrics, _) = cluster.ok(&["get", "--raw", "/metrics"], None);
+        output.status.success() && metrics.contains("enforcement_action=\"allow\"")
+    });
+    let rules = checked_rules(&kubectl, &promtool, dir.path());
+    fires_on_what_the_server_counts(
+        &cluster,
+        &promtool,
+        dir.path(),
+        &rules,
+        "RegistryRewriterGuardFailing",
+        |line| {
+            line.starts_with("apiserver_validating_admission_policy_check_total{")
+                && line.contains("policy=\"registry-rewriter-guard-images\"")
+                && line.contains("enforcement_action=\"allow\"")
+        },
+    );
+}
+
+/// The one series of the server's `/metrics` that `counted` picks, with
+/// its labels as the server writes them, going from 0 to 1, fires `alert`
+/// with those labels that the rule keeps.
+fn fires_on_what_the_server_counts(
+    cluster: &Cluster,
+    promtool: &Path,
+    dir: &Path,
+    rules: &[Value],
+    alert: &'static str,
+    counted: impl Fn(&str) -> bool,
+) {
     let (metrics, _) = cluster.ok(&["get", "--raw", "/metrics"], None);
-    let failed: Vec<&str> = metrics
+    let found: Vec<&str> = metrics
         .lines()
-        .filter(|l| l.starts_with("apiserver_mutating_admission_policy_check_total{"))
-        .filter(|l| l.contains("policy=\"registry-rewriter\""))
-        .filter(|l| !l.contains("error_type=\"no_error\""))
+        .filter(|l| counted(l))
         .filter_map(|l| l.rsplit_once(' ').map(|(series, _)| series))
         .collect();
-    assert_eq!(failed.len(), 1, "one failure counted: {failed:?}");
-    let error_type = failed[0]
-        .split_once("error_type=\"")
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map(|(value, _)| value.to_owned())
-        .expect("error_type");
+    assert_eq!(found.len(), 1, "one series counted: {found:?}");
+    let label = |name: &str| {
+        found[0]
+            .split_once(&format!("{name}=\""))
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(value, _)| value.to_owned())
+            .expect("label")
+    };
+    let mut labels = json!({"severity": "warning", "policy": label("policy")});
+    labels["error_type"] = json!(label("error_type"));
     let series: &'static [(&'static str, &'static str)] = Box::leak(
         vec![(
-            &*Box::leak(failed[0].to_owned().into_boxed_str()),
+            &*Box::leak(found[0].to_owned().into_boxed_str()),
             "0x10 1x30",
         )]
         .into_boxed_slice(),
     );
     let case = Case {
-        alert: "RegistryRewriterPolicyFailing",
+        alert,
         series,
         at: "20m",
-        fires_with: Some(
-            json!({"severity": "warning", "policy": "registry-rewriter", "error_type": error_type}),
-        ),
+        fires_with: Some(labels),
     };
-    let rules = checked_rules(&kubectl, &promtool, dir.path());
-    assert_cases(&promtool, dir.path(), &rules, &[case]);
+    assert_cases(promtool, dir, rules, &[case]);
 }
