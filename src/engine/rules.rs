@@ -54,12 +54,18 @@ pub fn mentioned_hosts(rewrites: &[RewriteRule]) -> Vec<String> {
 /// `hosts` lower-cased, less those that contain another: text that contains
 /// none of the rest contains none of them.
 pub fn minimal_hosts<'h>(hosts: impl IntoIterator<Item = &'h String>) -> Vec<String> {
-    let mut hosts: Vec<String> = hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect();
-    hosts.sort_by_key(String::len);
+    minimal_texts(hosts.into_iter().map(|h| h.to_ascii_lowercase()))
+}
+
+/// `texts` less those that contain another (and repeats): text that
+/// contains none of the rest contains none of them.
+pub fn minimal_texts(texts: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut texts: Vec<String> = texts.into_iter().collect();
+    texts.sort_by_key(String::len);
     let mut minimal: Vec<String> = Vec::new();
-    for host in hosts {
-        if !minimal.iter().any(|m| host.contains(m.as_str())) {
-            minimal.push(host);
+    for text in texts {
+        if !minimal.iter().any(|m| text.contains(m.as_str())) {
+            minimal.push(text);
         }
     }
     minimal

@@ -10,7 +10,7 @@
 //! with `has()` throughout, so it does not fail on a partial object; if it
 //! did, `failurePolicy: Ignore` skips the webhook, as an outage would.
 
-use crate::engine::rules::{minimal_hosts, Rules};
+use crate::engine::rules::{minimal_hosts, minimal_texts, Rules};
 
 use super::expr::lit;
 use super::LISTS;
@@ -81,18 +81,12 @@ fn container_may_change(rules: &Rules, spec: &str) -> String {
         })
         .collect();
     // `--insecure` is in `--insecure-pull`: only the shortest are tested.
-    let mut flags: Vec<&String> = rules
-        .builders
-        .iter()
-        .flat_map(|b| &b.flags.remove_flags)
-        .collect();
-    flags.sort_by_key(|f| f.len());
-    let mut removed: Vec<&String> = Vec::new();
-    for flag in flags {
-        if !removed.iter().any(|r| flag.contains(r.as_str())) {
-            removed.push(flag);
-        }
-    }
+    let removed = minimal_texts(
+        rules
+            .builders
+            .iter()
+            .flat_map(|b| b.flags.remove_flags.iter().cloned()),
+    );
     if !removed.is_empty() {
         let tests: Vec<String> = removed
             .iter()
