@@ -463,13 +463,10 @@ fn every_alert_fires_when_it_should_and_only_then() {
 /// fire.
 #[test]
 fn a_pod_past_the_policys_budget_fires_the_alert() {
-    let (Some(kubectl), Some(promtool), Some(kube_lite)) =
-        (kubectl(), promtool(), kube_lite::binary())
-    else {
+    let Some(server) = RealServer::start() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("dir");
-    let cluster = Cluster::start(&kube_lite, dir.path(), &[]);
+    let cluster = &server.cluster;
     let overlay = root().join("manifests/overlays/policy");
     cluster.ok(&["apply", "-k", overlay.to_str().expect("UTF-8")], None);
     cluster.ok(&["create", "namespace", "team"], None);
@@ -514,19 +511,11 @@ fn a_pod_past_the_policys_budget_fires_the_alert() {
         "admitted unchanged"
     );
 
-    let rules = checked_rules(&kubectl, &promtool, dir.path());
-    fires_on_what_the_server_counts(
-        &cluster,
-        &promtool,
-        dir.path(),
-        &rules,
-        "RegistryRewriterPolicyFailing",
-        |line| {
-            line.starts_with("apiserver_mutating_admission_policy_check_total{")
-                && line.contains("policy=\"registry-rewriter\"")
-                && !line.contains("error_type=\"no_error\"")
-        },
-    );
+    server.fires_on_what_it_counts("RegistryRewriterPolicyFailing", |line| {
+        line.starts_with("apiserver_mutating_admission_policy_check_total{")
+            && line.contains("policy=\"registry-rewriter\"")
+            && !line.contains("error_type=\"no_error\"")
+    });
 }
 
 /// On a real API server, a guard policy that fails to evaluate (here an
@@ -534,14 +523,11 @@ fn a_pod_past_the_policys_budget_fires_the_alert() {
 /// the server counts for it makes `RegistryRewriterGuardFailing` fire.
 #[test]
 fn a_guard_that_fails_to_evaluate_fires_the_alert() {
-    let (Some(kubectl), Some(promtool), Some(kube_lite)) =
-        (kubectl(), promtool(), kube_lite::binary())
-    else {
+    let Some(server) = RealServer::start() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("dir");
-    let cluster = Cluster::start(&kube_lite, dir.path(), &[]);
-    let mut guard = render(&kubectl, &root().join("manifests/overlays/guard"));
+    let cluster = &server.cluster;
+    let mut guard = render(&server.kubectl, &root().join("manifests/overlays/guard"));
     for object in &mut guard {
         if object["kind"] == "ValidatingAdmissionPolicy"
             && object["metadata"]["name"] == "registry-rewriter-guard-images"
@@ -563,60 +549,68 @@ fn a_guard_that_fails_to_evaluate_fires_the_alert() {
         let (metrics, _) = cluster.ok(&["get", "--raw", "/metrics"], None);
         output.status.success() && metrics.contains("enforcement_action=\"allow\"")
     });
-    let rules = checked_rules(&kubectl, &promtool, dir.path());
-    fires_on_what_the_server_counts(
-        &cluster,
-        &promtool,
-        dir.path(),
-        &rules,
-        "RegistryRewriterGuardFailing",
-        |line| {
-            line.starts_with("apiserver_validating_admission_policy_check_total{")
-                && line.contains("policy=\"registry-rewriter-guard-images\"")
-                && line.contains("enforcement_action=\"allow\"")
-        },
-    );
+    server.fires_on_what_it_counts("RegistryRewriterGuardFailing", |line| {
+        line.starts_with("apiserver_validating_admission_policy_check_total{")
+            && line.contains("policy=\"registry-rewriter-guard-images\"")
+            && line.contains("enforcement_action=\"allow\"")
+    });
 }
 
-/// The one series of the server's `/metrics` that `counted` picks, with
-/// its labels as the server writes them, going from 0 to 1, fires `alert`
-/// with those labels that the rule keeps.
-fn fires_on_what_the_server_counts(
-    cluster: &Cluster,
-    promtool: &Path,
-    dir: &Path,
-    rules: &[Value],
-    alert: &'static str,
-    counted: impl Fn(&str) -> bool,
-) {
-    let (metrics, _) = cluster.ok(&["get", "--raw", "/metrics"], None);
-    let found: Vec<&str> = metrics
-        .lines()
-        .filter(|l| counted(l))
-        .filter_map(|l| l.rsplit_once(' ').map(|(series, _)| series))
-        .collect();
-    assert_eq!(found.len(), 1, "one series counted: {found:?}");
-    let label = |name: &str| {
-        found[0]
-            .split_once(&format!("{name}=\""))
-            .and_then(|(_, rest)| rest.split_once('"'))
-            .map(|(value, _)| value.to_owned())
-            .expect("label")
-    };
-    let mut labels = json!({"severity": "warning", "policy": label("policy")});
-    labels["error_type"] = json!(label("error_type"));
-    let series: &'static [(&'static str, &'static str)] = Box::leak(
-        vec![(
-            &*Box::leak(found[0].to_owned().into_boxed_str()),
-            "0x10 1x30",
-        )]
-        .into_boxed_slice(),
-    );
-    let case = Case {
-        alert,
-        series,
-        at: "20m",
-        fires_with: Some(labels),
-    };
-    assert_cases(promtool, dir, rules, &[case]);
+/// kube-lite, with the tools that check the alerts against what it counts.
+struct RealServer {
+    // Stopped before its directory goes.
+    cluster: Cluster,
+    dir: tempfile::TempDir,
+    kubectl: PathBuf,
+    promtool: PathBuf,
+}
+
+impl RealServer {
+    fn start() -> Option<Self> {
+        let (kubectl, promtool, kube_lite) = (kubectl()?, promtool()?, kube_lite::binary()?);
+        let dir = tempfile::tempdir().expect("dir");
+        let cluster = Cluster::start(&kube_lite, dir.path(), &[]);
+        Some(RealServer {
+            cluster,
+            dir,
+            kubectl,
+            promtool,
+        })
+    }
+
+    /// The one series of the server's `/metrics` that `counted` picks,
+    /// with its labels as the server writes them, going from 0 to 1, fires
+    /// `alert` with those labels that the rule keeps.
+    fn fires_on_what_it_counts(&self, alert: &'static str, counted: impl Fn(&str) -> bool) {
+        let (metrics, _) = self.cluster.ok(&["get", "--raw", "/metrics"], None);
+        let found: Vec<&str> = metrics
+            .lines()
+            .filter(|l| counted(l))
+            .filter_map(|l| l.rsplit_once(' ').map(|(series, _)| series))
+            .collect();
+        assert_eq!(found.len(), 1, "one series counted: {found:?}");
+        let label = |name: &str| {
+            found[0]
+                .split_once(&format!("{name}=\""))
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map(|(value, _)| value.to_owned())
+                .expect("label")
+        };
+        let labels = json!({"severity": "warning", "policy": label("policy"), "error_type": label("error_type")});
+        let series: &'static [(&'static str, &'static str)] = Box::leak(
+            vec![(
+                &*Box::leak(found[0].to_owned().into_boxed_str()),
+                "0x10 1x30",
+            )]
+            .into_boxed_slice(),
+        );
+        let case = Case {
+            alert,
+            series,
+            at: "20m",
+            fires_with: Some(labels),
+        };
+        let rules = checked_rules(&self.kubectl, &self.promtool, self.dir.path());
+        assert_cases(&self.promtool, self.dir.path(), &rules, &[case]);
+    }
 }

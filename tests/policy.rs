@@ -64,9 +64,10 @@ fn both_with(call: Call<'_>, policies: &str) -> Option<Both> {
     Some(Both { webhook, policy })
 }
 
-/// Both admitted the object, the policy without an error, and equally.
-fn assert_equal(call: Call<'_>) {
-    let Some(both) = both(call) else { return };
+/// Both admitted the object, the policy without an error, and equally;
+/// both answers, for more checks.
+fn assert_equal(call: Call<'_>) -> Option<Both> {
+    let both = both(call)?;
     assert_eq!(both.webhook.code, 0, "webhook: {}", both.webhook.stderr);
     assert_eq!(both.policy.code, 0, "policy: {}", both.policy.stderr);
     assert_eq!(both.policy.policy_errors(), Vec::<&str>::new());
@@ -74,6 +75,7 @@ fn assert_equal(call: Call<'_>) {
         both.policy.admitted, both.webhook.admitted,
         "the policy's object (left) differs from the webhook's (right)"
     );
+    Some(both)
 }
 
 fn pod_with(containers: Value) -> Value {
@@ -209,9 +211,9 @@ fn a_mirrored_builder_with_the_pull_secret(#[case] args: Value, #[case] changed:
     let image = "registry.k8s-lab.dev/kaniko-project/executor:v1.23.2";
     let mut pod = build_pod(image, json!(["/kaniko/executor"]), args.clone());
     pod["spec"]["imagePullSecrets"] = json!([{"name": "registry-credentials"}]);
-    let call = Call::create(&pod, "team");
-    assert_equal(call);
-    let Some(both) = both(call) else { return };
+    let Some(both) = assert_equal(Call::create(&pod, "team")) else {
+        return;
+    };
     let admitted = &both.policy.admitted["spec"]["containers"][0]["args"];
     assert_eq!(admitted != &args, changed, "{admitted}");
 }
