@@ -494,7 +494,8 @@ fn a_pod_past_the_policys_budget_fires_the_alert() {
         text(&output.stdout).starts_with("registry.k8s-lab.dev/")
     });
 
-    let args: Vec<String> = (0..50)
+    // Three times the arguments the policy rewrites in one Pod.
+    let args: Vec<String> = (0..150)
         .map(|i| format!("--destination=docker-registry.registry:5000/team/app-{i}:v1"))
         .collect();
     let builds: Vec<Value> = (0..100)

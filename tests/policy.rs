@@ -838,16 +838,28 @@ fn a_large_pod_stays_within_the_cost_budgets() {
     assert_eq!(build[0], MAPS_FIRST);
 }
 
+/// A Pod of 100 Kaniko builds with 50 internal destinations each: every
+/// argument is rewritten, and the walk's three steps each stay within what
+/// one CEL call may spend. The policy's object is the webhook's.
+#[test]
+fn a_pod_of_100_builds_of_50_destinations_is_rewritten() {
+    let pod = pod_with(json!(builds(100, 50)));
+    let Some(both) = assert_equal(Call::create(&pod, "team")) else {
+        return;
+    };
+    let last = &both.policy.admitted["spec"]["containers"][99]["args"];
+    assert_eq!(last[0], MAPS_FIRST);
+    assert_eq!(
+        last.as_array().expect("args").last(),
+        Some(&json!("--destination=registry.k8s-lab.dev/team/app-49:v1"))
+    );
+}
+
 /// Past what one CEL call may spend, the policy fails open: the Pod is
 /// admitted unchanged (failurePolicy Ignore), never blocked.
 #[test]
 fn past_the_budget_the_policy_fails_open() {
-    let args: Vec<String> = (0..50)
-        .map(|i| format!("--destination=docker-registry.registry:5000/team/app-{i}:v1"))
-        .collect();
-    let containers: Vec<Value> = (0..100)
-        .map(|i| json!({"name": format!("build-{i}"), "image": KANIKO, "args": args}))
-        .collect();
+    let containers = builds(100, 150);
     let pod = pod_with(json!(containers));
     let Some(binary) = apiserver_admit::find() else {
         return;
@@ -862,8 +874,19 @@ fn past_the_budget_the_policy_fails_open() {
     );
     assert_eq!(
         admission.admitted["spec"]["containers"][0]["args"],
-        json!(args)
+        containers[0]["args"]
     );
+}
+
+/// `count` Kaniko containers, each pushing to `destinations` images on the
+/// internal registry.
+fn builds(count: usize, destinations: usize) -> Vec<Value> {
+    let args: Vec<String> = (0..destinations)
+        .map(|i| format!("--destination=docker-registry.registry:5000/team/app-{i}:v1"))
+        .collect();
+    (0..count)
+        .map(|i| json!({"name": format!("build-{i}"), "image": KANIKO, "args": args}))
+        .collect()
 }
 
 const MAPS_FIRST: &str =

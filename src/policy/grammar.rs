@@ -22,6 +22,11 @@ pub fn image_rest() -> String {
     format!("^{PATH}{TAG}{DIGEST}$")
 }
 
+/// As [`image_rest`], for a rest without `@`: no digest.
+pub fn tagged_rest() -> String {
+    format!("^{PATH}{TAG}$")
+}
+
 /// What follows a location's registry: a path.
 pub fn location_rest() -> String {
     format!("^{PATH}$")

@@ -176,14 +176,11 @@ impl Policy<'_> {
         variables.push(("images".into(), self.images_variable()));
         if !self.rules.builders.is_empty() {
             variables.extend(self.exprs.builder_tables());
-            variables.push((
-                "builds".into(),
-                format!(
-                    "({all}).map(xc, {considered} && {} ? {} : [])",
-                    prefilter::container_mentions(self.rules),
-                    self.exprs.build()
-                ),
-            ));
+            let wanted = format!(
+                "{considered} && {}",
+                prefilter::container_mentions(self.rules)
+            );
+            variables.extend(self.exprs.build_variables(&all, &wanted));
         }
         if self.has_credentials() {
             variables.extend(self.credential_variables());

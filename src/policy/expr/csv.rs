@@ -82,7 +82,7 @@ impl Exprs<'_> {
         bind(
             "xqp",
             &format!("{x}.split('\"')"),
-            &format!("{QUOTES_READABLE} ? {fields} : [{x}, '']"),
+            &format!("{QUOTES_READABLE} ? {fields} : [string({x}), '']"),
         )
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! Only what a 1.34 API server accepts in new expressions is used: the
 //! standard macros, the strings extension, the Kubernetes regex library and
-//! the two-variable comprehensions. A value used more than once is bound
-//! with `[value].map(name, body)[0]`, which works everywhere `cel.bind`
-//! might not.
+//! the two-variable comprehensions, and optional types. A value used more
+//! than once is bound with `optMap` ([`bind`]), or as the element of a
+//! one-element list for a list that may be empty ([`bind_list`]): the
+//! API server has no `cel.bind`.
 //!
 //! Every name a comprehension binds starts with `x`, so none can shadow
 //! `object`, `oldObject` or `variables`.
@@ -43,14 +44,56 @@ pub fn lit_list<S: AsRef<str>>(items: &[S]) -> String {
     format!("[{}]", items.join(", "))
 }
 
-/// `body` with `name` bound to `value`.
+/// `body` with `name` bound to `value`, which is never an empty list or
+/// map: as the accumulator of a comprehension that never iterates
+/// (`optMap`), the cheapest binding CEL prices (8 units, a third of
+/// [`bind_list`]'s). cel-go makes an empty list or map accumulator
+/// mutable, and a `+` on it would then append to it in place.
 fn bind(name: &str, value: &str, body: &str) -> String {
+    format!("optional.of({value}).optMap({name}, {body}).value()")
+}
+
+/// As [`bind`], for a list or map that may be empty: bound as the one
+/// element a `map` iterates over, which nothing appends to.
+fn bind_list(name: &str, value: &str, body: &str) -> String {
     format!("[{value}].map({name}, {body})[0]")
 }
 
 /// Expressions over one compiled rule set.
 pub struct Exprs<'r> {
     rules: &'r Rules,
+}
+
+/// How a reading of a registry value is written: `[prefix + new text,
+/// 't']` when a rule rewrites it, `[otherwise, 't']` on a rewrite target,
+/// `[otherwise, '']` for any other text. A flag's reading is then its new
+/// argument, with no second list to build.
+struct Written<'a> {
+    prefix: &'a str,
+    otherwise: &'a str,
+}
+
+impl Written<'_> {
+    /// The new text alone, `''` where nothing changes.
+    const ALONE: Written<'static> = Written {
+        prefix: "",
+        otherwise: "''",
+    };
+
+    /// The reading, given the rule `xrk` it matches, whether the rest is
+    /// `valid`, and the `new` text.
+    fn decide(&self, valid: &str, new: &str) -> String {
+        let otherwise = self.otherwise;
+        let new = if self.prefix.is_empty() {
+            new.to_owned()
+        } else {
+            format!("{} + {new}", self.prefix)
+        };
+        format!(
+            "xrk == '' ? [{otherwise}, ''] : !({valid}) ? [{otherwise}, ''] : \
+             xrk == 't' ? [{otherwise}, 't'] : [{new}, 't']"
+        )
+    }
 }
 
 /// The role of a builder flag, as one letter in the role map.
@@ -93,17 +136,6 @@ impl<'r> Exprs<'r> {
         Self::is_domain(&rule.from_host, rule.from_port)
     }
 
-    fn is_target(&self) -> String {
-        let mut targets: Vec<String> = Vec::new();
-        for rule in &self.rules.rewrites {
-            let target = Self::is_domain(&rule.to_host, rule.to_port);
-            if !targets.contains(&target) {
-                targets.push(target);
-            }
-        }
-        targets.join(" || ")
-    }
-
     /// `rewrite_name(rest)` of a rule: the part in front of the rest.
     fn to_base(rule: &RewriteRule) -> String {
         rule.rewrite_name("")
@@ -119,30 +151,57 @@ impl<'r> Exprs<'r> {
         }
     }
 
-    /// Which rule (its index, as text) matches the domain in `xrh` and the
-    /// rest in `xrr`, else `'t'` for a rewrite target, else `''`. First match
-    /// wins, as in the engine. `ends` are the characters that may follow a
-    /// path prefix.
+    /// Which rule (its index, as text) matches the lower-cased domain `xrd`
+    /// and the rest in `xrr`, else `'t'` for a rewrite target, else `''`.
+    /// First match wins, as in the engine. `ends` are the characters that
+    /// may follow a path prefix. Only a port written with a leading zero can
+    /// equal a rule's without the same text, so the text is compared first
+    /// and host and port are parsed only then: the parse costs more than
+    /// the rest of the image.
     fn kind(&self, ends: &[&str]) -> String {
-        let mut chain = String::new();
-        for (index, rule) in self.rules.rewrites.iter().enumerate() {
-            let prefix = &rule.from_prefix;
-            let on_boundary = if prefix.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " && xrr.startsWith({}) && xrr.charAt({}) in {}",
-                    lit(prefix),
-                    prefix.chars().count(),
-                    lit_list(ends)
-                )
-            };
-            chain.push_str(&format!(
-                "{}{on_boundary} ? '{index}' : ",
-                Self::is_source(rule)
-            ));
-        }
-        format!("({chain}({}) ? 't' : '')", self.is_target())
+        let chain = |is_domain: &dyn Fn(&str, Option<u16>) -> String| {
+            let mut chain = String::new();
+            for (index, rule) in self.rules.rewrites.iter().enumerate() {
+                let prefix = &rule.from_prefix;
+                let on_boundary = if prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " && xrr.startsWith({}) && xrr.charAt({}) in {}",
+                        lit(prefix),
+                        prefix.chars().count(),
+                        lit_list(ends)
+                    )
+                };
+                chain.push_str(&format!(
+                    "{}{on_boundary} ? '{index}' : ",
+                    is_domain(&rule.from_host, rule.from_port)
+                ));
+            }
+            let mut targets: Vec<String> = Vec::new();
+            for rule in &self.rules.rewrites {
+                let target = is_domain(&rule.to_host, rule.to_port);
+                if !targets.contains(&target) {
+                    targets.push(target);
+                }
+            }
+            format!("({chain}({}) ? 't' : '')", targets.join(" || "))
+        };
+        let parsed = bind("xrh", Self::HOST_PORT, &chain(&Self::is_domain));
+        format!(
+            "(xrd.contains(':0') ? {parsed} : {})",
+            chain(&Self::is_domain_text)
+        )
+    }
+
+    /// `xrd` is `host[:port]` as text: true of every domain equal to it
+    /// whose port has no leading zero.
+    fn is_domain_text(host: &str, port: Option<u16>) -> String {
+        let text = match port {
+            Some(port) => format!("{}:{port}", host.to_ascii_lowercase()),
+            None => host.to_ascii_lowercase(),
+        };
+        format!("xrd == {}", lit(&text))
     }
 
     /// The new text for rule `xrk`: the rule's base, then `rest(skip)`, the
@@ -163,30 +222,39 @@ impl<'r> Exprs<'r> {
     /// already on a rewrite target, `['', '']` for any other text (another
     /// registry, or not a valid reference).
     pub fn image_info(&self, x: &str) -> String {
-        // Name (domain and path) at most 255 characters.
-        let name_fits = bind(
-            "xrn",
-            "xrx.contains('@') ? xrx.substring(0, xrx.indexOf('@')) : xrx",
-            "(xrn.lastIndexOf(':') > xrn.lastIndexOf('/') ? xrn.lastIndexOf(':') : size(xrn)) <= 255",
+        self.image_written(x, &Written::ALONE)
+    }
+
+    /// As [`Self::image_info`], written as `written` says.
+    fn image_written(&self, x: &str, written: &Written) -> String {
+        // Name (domain and path) at most 255 characters: always, when the
+        // whole text is.
+        let name_fits = format!(
+            "(size(xrx) <= 255 || {})",
+            bind(
+                "xrn",
+                "xrx.contains('@') ? xrx.substring(0, xrx.indexOf('@')) : xrx",
+                "(xrn.lastIndexOf(':') > xrn.lastIndexOf('/') ? xrn.lastIndexOf(':') : size(xrn)) <= 255",
+            )
         );
-        // A constant pattern, which the API server compiles once.
-        let decide = format!(
-            "xrk == '' ? ['', ''] : !(xrr.matches({}) && {name_fits}) ? ['', ''] : \
-             xrk == 't' ? ['', 't'] : [{}, 't']",
+        // Constant patterns, which the API server compiles once; the one
+        // without the digest is half as long, and CEL prices a match by it.
+        let valid = format!(
+            "(xrr.contains('@') ? xrr.matches({}) : xrr.matches({})) && {name_fits}",
             lit(&grammar::image_rest()),
-            self.new_text(|skip| format!("xrx.substring(xrs + {skip})"))
+            lit(&grammar::tagged_rest()),
+        );
+        let decide = written.decide(
+            &valid,
+            &self.new_text(|skip| format!("xrx.substring(xrs + {skip})")),
         );
         let body = bind(
             "xrd",
             "xrx.substring(0, xrs).lowerAscii()",
             &bind(
-                "xrh",
-                Self::HOST_PORT,
-                &bind(
-                    "xrr",
-                    "xrx.substring(xrs + 1)",
-                    &bind("xrk", &self.kind(&["", "/", ":", "@"]), &decide),
-                ),
+                "xrr",
+                "xrx.substring(xrs + 1)",
+                &bind("xrk", &self.kind(&["", "/", ":", "@"]), &decide),
             ),
         );
         bind(
@@ -195,30 +263,32 @@ impl<'r> Exprs<'r> {
             &bind(
                 "xrs",
                 "xrx.indexOf('/')",
-                &format!("xrs <= 0 ? ['', ''] : {body}"),
+                &format!("xrs <= 0 ? [{}, ''] : {body}", written.otherwise),
             ),
         )
     }
 
     /// As [`Self::image_info`], for a registry location (`host[:port][/path]`).
     fn location_info(&self, x: &str) -> String {
-        let decide = format!(
-            "xrk == '' ? ['', ''] : !(xrs < 0 || xrr.matches({})) ? ['', ''] : \
-             xrk == 't' ? ['', 't'] : [{}, 't']",
-            lit(&grammar::location_rest()),
-            self.new_text(|skip| format!("(xrs < 0 ? '' : xrx.substring(xrs + {skip}))"))
+        self.location_written(x, &Written::ALONE)
+    }
+
+    /// As [`Self::location_info`], written as `written` says.
+    fn location_written(&self, x: &str, written: &Written) -> String {
+        let decide = written.decide(
+            &format!(
+                "(xrs < 0 || xrr.matches({}))",
+                lit(&grammar::location_rest())
+            ),
+            &self.new_text(|skip| format!("(xrs < 0 ? '' : xrx.substring(xrs + {skip}))")),
         );
         let body = bind(
             "xrd",
             "(xrs < 0 ? xrx : xrx.substring(0, xrs)).lowerAscii()",
             &bind(
-                "xrh",
-                Self::HOST_PORT,
-                &bind(
-                    "xrr",
-                    "xrs < 0 ? '' : xrx.substring(xrs + 1)",
-                    &bind("xrk", &self.kind(&["", "/"]), &decide),
-                ),
+                "xrr",
+                "xrs < 0 ? '' : xrx.substring(xrs + 1)",
+                &bind("xrk", &self.kind(&["", "/"]), &decide),
             ),
         );
         bind(

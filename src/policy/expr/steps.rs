@@ -1,7 +1,7 @@
 //! Which builder a container runs, as CEL: its image, `command[0]`, or the
 //! program a CI wrapper (Tekton, Argo) runs, and where its arguments start.
 
-use super::{bind, lit, Exprs};
+use super::{bind, bind_list, lit, Exprs};
 use crate::engine::rules::Wrapper;
 use crate::policy::grammar;
 
@@ -84,20 +84,20 @@ impl Exprs<'_> {
     /// Binds `xall` (command, then args) and `xk` (the length of command)
     /// for container `xc` around `body`.
     fn with_lists(body: &str) -> String {
-        bind(
+        bind_list(
             "xall",
             "(has(xc.command) ? xc.command : []) + (has(xc.args) ? xc.args : [])",
             &bind("xk", "(has(xc.command) ? size(xc.command) : 0)", body),
         )
     }
 
-    /// `[command, args]` as the builder container `xc` runs would have them,
-    /// then the build's info, or `[]` when `xc` runs no builder.
-    pub fn build(&self) -> String {
+    /// What the arguments of the builder that container `xc` runs are
+    /// (see [`Self::read_arguments`]), or `[]` when it runs none.
+    pub(super) fn build_arguments(&self) -> String {
         Self::with_lists(&bind(
             "xps",
             &self.build_of(),
-            &format!("(xps[0] < 0 ? [] : {})", self.walk()),
+            &format!("(xps[0] < 0 ? [] : {})", self.read_arguments()),
         ))
     }
 }

@@ -13,7 +13,7 @@
 //!   (`registry_maps`);
 //! - the new `[command, args]` (`new_lists`).
 
-use super::{bind, csv::csv_readable, lit, lit_list, Exprs, FALSE_VALUES};
+use super::{bind, bind_list, csv::csv_readable, lit, lit_list, Exprs, Written, FALSE_VALUES};
 use crate::engine::rules::IMAGE_TRANSPORTS;
 
 /// Whether the argument `xa` at `xj` is the value of the flag before it: a
@@ -61,16 +61,16 @@ impl Tables {
     /// that take images, `xtm` its registry-map flag (or `''`).
     fn bound(body: &str) -> String {
         let of = |name: &str| format!("variables.{name}[xps[0]]");
-        bind(
+        bind_list(
             "xtr",
             &of(Self::ROLES),
-            &bind(
+            &bind_list(
                 "xtv",
                 &of(Self::VALUE_FLAGS),
-                &bind(
+                &bind_list(
                     "xts",
                     &of(Self::SUBCOMMANDS),
-                    &bind(
+                    &bind_list(
                         "xti",
                         &of(Self::IMAGE_ARGUMENTS),
                         &bind("xtm", &of(Self::REGISTRY_MAP), body),
@@ -91,9 +91,92 @@ impl Tables {
     }
 }
 
+/// The walk's three steps, each a policy variable, and so each one CEL
+/// call with a cost limit of its own: reading the arguments, rewriting
+/// the values in them, and writing the new lists.
+pub const ARGUMENTS: &str = "buildArguments";
+pub const VALUES: &str = "buildValues";
+pub const BUILDS: &str = "builds";
+
 impl Exprs<'_> {
-    /// The walk over `xall[xs:]` of the profile in `xps = [profile, start]`;
-    /// the value is the new `[command, args]`, then the build's info.
+    /// The walk's variables, in order, over the list of containers
+    /// `containers`, for those where `wanted` (of `xc`) holds.
+    pub fn build_variables(&self, containers: &str, wanted: &str) -> Vec<(String, String)> {
+        vec![
+            (
+                ARGUMENTS.to_owned(),
+                format!(
+                    "({containers}).map(xc, {wanted} ? {} : [])",
+                    self.build_arguments()
+                ),
+            ),
+            (
+                VALUES.to_owned(),
+                format!(
+                    "variables.{ARGUMENTS}.map(xread, {})",
+                    self.argument_values()
+                ),
+            ),
+            (
+                BUILDS.to_owned(),
+                format!(
+                    "({containers}).transformList(xi, xc, {})",
+                    bind_list(
+                        "xread",
+                        &format!("variables.{ARGUMENTS}[xi]"),
+                        &bind_list("xvals", &format!("variables.{VALUES}[xi]"), &self.walk())
+                    )
+                ),
+            ),
+        ]
+    }
+
+    /// The first step, for the builder `xps = [profile, start]` of container
+    /// `xc`: what its arguments are, `[xps, xw, xds, xt, xf, xsub]`.
+    pub(super) fn read_arguments(&self) -> String {
+        let mut body = bind(
+            "xsub",
+            "size(xts) > 0 && xf >= 0 ? xw[xf] : ''",
+            "[dyn(xps), dyn(xw), dyn(xds), dyn(xt), dyn(xf), dyn(xsub)]",
+        );
+        // Without subcommands `xsub` is `''`, and nothing reads `xf`.
+        body = bind(
+            "xf",
+            &format!("size(xts) == 0 ? -1 : {FIRST_POSITIONAL}"),
+            &body,
+        );
+        body = bind_list(
+            "xds",
+            &format!("xw.transformList(xj, xa, {})", describe()),
+            &body,
+        );
+        let terminator = format!(
+            "xw.transformList(xj, xa, xa == '--' && !{CONSUMED} ? 'T' : '.').join('').indexOf('T')"
+        );
+        body = bind("xt", &terminator, &body);
+        body = bind("xb", "xw.map(xa, xa in xtv ? '1' : '0').join('')", &body);
+        body = bind_list("xw", "xall.transformList(xg, xa, xg >= xs, xa)", &body);
+        bind("xs", "xps[1]", &Tables::bound(&body))
+    }
+
+    /// The second step, for the first's entry `xread`: per argument, the
+    /// new value of a flag (`new_flag_value`) or of an image argument
+    /// (`image_argument`), else `['', '']`; `[]` for a subcommand that is
+    /// not rewritten.
+    pub(super) fn argument_values(&self) -> String {
+        let value = format!(
+            "'vf'.contains(xd[0]) ? ({}) : {} ? {} : ['', '']",
+            self.new_flag_value(),
+            is_image_argument("xd"),
+            bind("xa", "xw[xj]", &self.image_argument())
+        );
+        let values = format!("xds.transformList(xj, xd, {value})");
+        read(&format!("(size(xts) == 0 || xsub in xts) ? {values} : []"))
+    }
+
+    /// The last step, for container `xc`, the first step's entry `xread`
+    /// and the second's `xvals`: the new `[command, args]`, then the
+    /// build's info.
     pub(super) fn walk(&self) -> String {
         let mut body = bind(
             "xsum",
@@ -104,10 +187,10 @@ impl Exprs<'_> {
                 &bind(
                     "xpush",
                     "xsum.contains('p')",
-                    &bind(
+                    &bind_list(
                         "xme",
                         MAP_ENTRIES,
-                        &bind(
+                        &bind_list(
                             "xmaps",
                             &self.registry_maps(),
                             &format!("{} + [[{}]]", new_lists(), self.build_info()),
@@ -116,36 +199,18 @@ impl Exprs<'_> {
                 ),
             ),
         );
-        body = bind(
+        body = bind_list(
             "xn",
             &format!("xw.transformList(xj, xa, {})", self.new_argument()),
             &body,
         );
         body = bind("xreach", &reaches_only_https(), &body);
-        body = bind("xpa", &self.image_arguments(), &body);
         body = bind(
-            "xsub",
-            "size(xts) > 0 && xf >= 0 ? xw[xf] : ''",
+            "xk",
+            "(has(xc.command) ? size(xc.command) : 0)",
             &format!("(size(xts) == 0 || xsub in xts) ? {body} : {ORIGINAL}"),
         );
-        // Without subcommands `xsub` is `''`, and nothing reads `xf`.
-        body = bind(
-            "xf",
-            &format!("size(xts) == 0 ? -1 : {FIRST_POSITIONAL}"),
-            &body,
-        );
-        body = bind(
-            "xds",
-            &format!("xw.transformList(xj, xa, {})", describe()),
-            &body,
-        );
-        let terminator = format!(
-            "xw.transformList(xj, xa, xa == '--' && !{CONSUMED} ? 'T' : '.').join('').indexOf('T')"
-        );
-        body = bind("xt", &terminator, &body);
-        body = bind("xb", "xw.map(xa, xa in xtv ? '1' : '0').join('')", &body);
-        body = bind("xw", "xall.transformList(xg, xa, xg >= xs, xa)", &body);
-        bind("xs", "xps[1]", &Tables::bound(&body))
+        read(&body)
     }
 
     /// Argument `xa` at `xj`: `[]` to drop it, else `[text, 't' if it now
@@ -154,10 +219,9 @@ impl Exprs<'_> {
         // A positional argument that is an image: after the subcommand,
         // when the subcommand takes images.
         let new_text = format!(
-            "'vf'.contains(xd[0]) ? ({}) : \
-             {} ? [xpa[xj][0] != '' ? xpa[xj][0] : string(xa), xpa[xj][1] == 't' ? 'a' : ''] : \
+            "'vf'.contains(xd[0]) ? xvals[xj] : \
+             {} ? [xvals[xj][0] != '' ? xvals[xj][0] : string(xa), xvals[xj][1] == 't' ? 'a' : ''] : \
              [string(xa), '']",
-            self.new_flag_value(),
             is_image_argument("xd")
         );
         bind(
@@ -180,14 +244,12 @@ impl Exprs<'_> {
     }
 
     /// `[new text, 't' if it now names a rewrite target]` of a flag's value
-    /// `xd[2]`, written after `xd[3]`, by the flag's role.
+    /// `xd[2]`, written after `xd[3]`, by the flag's role; `xw[xj]` as it
+    /// is where nothing changes.
     fn new_flag_value(&self) -> String {
-        let info_of = |info: String| {
-            bind(
-                "xri",
-                &info,
-                "[xri[0] != '' ? xd[3] + xri[0] : string(xa), xri[1]]",
-            )
+        let as_flag = Written {
+            prefix: "xd[3]",
+            otherwise: "string(xw[xj])",
         };
         // `key=mirror,...;...`: every mirror on a rewrite source moves.
         let mirror = bind(
@@ -202,20 +264,19 @@ impl Exprs<'_> {
              xd[1] == 'm' ? [xd[3] + xd[2].split(';').map(xm, xm.contains('=') ? \
              xm.substring(0, xm.indexOf('=') + 1) + \
              xm.substring(xm.indexOf('=') + 1).split(',').map(xv, {mirror}).join(',') : xm).join(';'), ''] : \
-             [string(xa), '']",
-            info_of(self.image_info("xd[2]")),
-            info_of(self.location_info("xd[2]")),
+             [string(xw[xj]), '']",
+            self.image_written("xd[2]", &as_flag),
+            self.location_written("xd[2]", &as_flag),
             csv_readable("xd[2]"),
             bind("xci", &self.csv_info("xd[2]"), "[xd[3] + xci[0], xci[1]]")
         )
     }
 
-    /// `xpa`: for each argument that is an image argument of the
-    /// subcommand, `[new text or '', 't' if it names a rewrite target after
-    /// its rewrite]`, else `['', '']`; each one parsed once. Transports other
-    /// than `docker://` name no registry.
-    fn image_arguments(&self) -> String {
-        let info = format!(
+    /// `[new text or '', 't' if it names a rewrite target after its
+    /// rewrite]` of the image argument `xa`. Transports other than
+    /// `docker://` name no registry.
+    fn image_argument(&self) -> String {
+        format!(
             "({} ? ['', ''] : {})",
             other_transport(),
             bind(
@@ -227,11 +288,6 @@ impl Exprs<'_> {
                     "[xri[0] != '' ? xtd + xri[0] : '', xri[1]]"
                 )
             )
-        );
-        // Only an image argument reads its entry.
-        format!(
-            "size(xti) == 0 ? [] : xw.transformList(xj, xa, {} ? {info} : ['', ''])",
-            is_image_argument("xds[xj]")
         )
     }
 
@@ -241,7 +297,7 @@ impl Exprs<'_> {
     /// unsafe: what the credential step needs (the engine's `Build`).
     fn build_info(&self) -> String {
         let any_flag = |table: &str| {
-            bind(
+            bind_list(
                 "xtf",
                 &format!("variables.{table}[xps[0]]"),
                 "xds.exists(xd, xd[4] in xtf)",
@@ -288,9 +344,24 @@ impl Exprs<'_> {
         }
         format!(
             "(xtm != '' && (xchanged || xpush) ? {} : [])",
-            bind("xkeys", keys, &added.join(" + "))
+            bind_list("xkeys", keys, &added.join(" + "))
         )
     }
+}
+
+/// `body` with the first step's entry `xread` bound (see
+/// [`Exprs::read_arguments`]), and the running profile's tables; `[]` for
+/// a container that runs no builder.
+fn read(body: &str) -> String {
+    // One list of one type (dyn), read back into the types the walk has.
+    let mut body = bind("xs", "int(xps[1])", &Tables::bound(body));
+    body = bind("xsub", "string(xread[5])", &body);
+    body = bind("xf", "int(xread[4])", &body);
+    body = bind("xt", "int(xread[3])", &body);
+    body = bind_list("xds", "xread[2]", &body);
+    body = bind_list("xw", "xread[1]", &body);
+    body = bind("xps", "xread[0]", &body);
+    format!("(size(xread) == 0 ? [] : {body})")
 }
 
 /// `[kind, role, value, inline prefix, flag name]` of argument `xa` at
@@ -300,11 +371,17 @@ impl Exprs<'_> {
 /// flag.
 fn describe() -> String {
     let role_a = Tables::role("xa");
-    // `xa.indexOf('=')` again each time: cheaper than binding it.
-    let name = "xa.substring(0, xa.indexOf('='))";
-    let inline = format!(
-        "['f', {}, xa.substring(xa.indexOf('=') + 1), xa.substring(0, xa.indexOf('=') + 1), {name}]",
-        Tables::role(name)
+    let inline = bind(
+        "xde",
+        "xa.indexOf('=')",
+        &bind(
+            "xdn",
+            "xa.substring(0, xde)",
+            &format!(
+                "['f', {}, xa.substring(xde + 1), xdn + '=', xdn]",
+                Tables::role("xdn")
+            ),
+        ),
     );
     format!(
         "xt >= 0 && xj > xt ? ['p', '', '', '', ''] : \
@@ -339,7 +416,7 @@ fn other_transport() -> String {
 /// `xreach`: the last image argument after the subcommand is on a rewrite
 /// target, so every registry the command reaches is HTTPS.
 fn reaches_only_https() -> String {
-    let last = bind("xl", LAST_POSITIONAL, "xl > xf && xpa[xl][1] == 't'");
+    let last = bind("xl", LAST_POSITIONAL, "xl > xf && xvals[xl][1] == 't'");
     format!("(xsub in xti && {last})")
 }
 
