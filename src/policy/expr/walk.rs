@@ -1,13 +1,18 @@
 //! A builder's arguments rewritten, as CEL: the same pflag walk as the
 //! engine's, written once for every profile, which it reads from the
-//! [`Tables`] variables. `walk` binds its parts in order:
+//! [`Tables`] variables, in three steps ([`ARGUMENTS`], [`VALUES`],
+//! [`BUILDS`]) that bind their parts in order:
 //!
 //! - `xtr`, `xtv`, `xts`, `xti`, `xtm`: the running profile's tables;
 //! - `xw`, `xb`, `xt`: the builder's arguments, which of them take a value,
 //!   and where `--` ends the flags;
 //! - `xds`: what each argument is (`describe`);
-//! - `xf`, `xsub`, `xreach`: the subcommand, and whether every registry the
-//!   command reaches is HTTPS (`reaches_only_https`);
+//! - `xf`, `xsub`, `xsi`, `xsw`: the subcommand, whether it takes images,
+//!   and whether it is walked at all;
+//! - `xvals`: each flag's value and image argument rewritten (the second
+//!   step);
+//! - `xreach`: whether every registry the command reaches is HTTPS
+//!   (`reaches_only_https`);
 //! - `xn`: each argument's new text, or none (`new_argument`);
 //! - `xme`, `xmaps`: the registry-map entries, and the maps to add
 //!   (`registry_maps`);
@@ -132,12 +137,15 @@ impl Exprs<'_> {
     }
 
     /// The first step, for the builder `xps = [profile, start]` of container
-    /// `xc`: what its arguments are, `[xps, xw, xds, xt, xf, xsub]`.
+    /// `xc`: what its arguments are, `[xps, xw, xds, xt, xf, xsi, xsw]`.
+    /// The later steps need no table of the profile but its registry-map
+    /// flag.
     pub(super) fn read_arguments(&self) -> String {
         let mut body = bind(
             "xsub",
             "size(xts) > 0 && xf >= 0 ? xw[xf] : ''",
-            "[dyn(xps), dyn(xw), dyn(xds), dyn(xt), dyn(xf), dyn(xsub)]",
+            "[dyn(xps), dyn(xw), dyn(xds), dyn(xt), dyn(xf), dyn(xsub in xti), \
+             dyn(size(xts) == 0 || xsub in xts)]",
         );
         // Without subcommands `xsub` is `''`, and nothing reads `xf`.
         body = bind(
@@ -171,7 +179,7 @@ impl Exprs<'_> {
             bind("xa", "xw[xj]", &self.image_argument())
         );
         let values = format!("xds.transformList(xj, xd, {value})");
-        read(&format!("(size(xts) == 0 || xsub in xts) ? {values} : []"))
+        read(&format!("xsw ? {values} : []"))
     }
 
     /// The last step, for container `xc`, the first step's entry `xread`
@@ -208,9 +216,13 @@ impl Exprs<'_> {
         body = bind(
             "xk",
             "(has(xc.command) ? size(xc.command) : 0)",
-            &format!("(size(xts) == 0 || xsub in xts) ? {body} : {ORIGINAL}"),
+            &format!("xsw ? {body} : {ORIGINAL}"),
         );
-        read(&body)
+        read(&bind(
+            "xtm",
+            &format!("variables.{}[xps[0]]", Tables::REGISTRY_MAP),
+            &body,
+        ))
     }
 
     /// Argument `xa` at `xj`: `[]` to drop it, else `[text, 't' if it now
@@ -350,12 +362,12 @@ impl Exprs<'_> {
 }
 
 /// `body` with the first step's entry `xread` bound (see
-/// [`Exprs::read_arguments`]), and the running profile's tables; `[]` for
-/// a container that runs no builder.
+/// [`Exprs::read_arguments`]); `[]` for a container that runs no builder.
 fn read(body: &str) -> String {
     // One list of one type (dyn), read back into the types the walk has.
-    let mut body = bind("xs", "int(xps[1])", &Tables::bound(body));
-    body = bind("xsub", "string(xread[5])", &body);
+    let mut body = bind("xs", "int(xps[1])", body);
+    body = bind("xsw", "xread[6] == true", &body);
+    body = bind("xsi", "xread[5] == true", &body);
     body = bind("xf", "int(xread[4])", &body);
     body = bind("xt", "int(xread[3])", &body);
     body = bind_list("xds", "xread[2]", &body);
@@ -401,7 +413,7 @@ fn describe() -> String {
 /// Argument `xj`, described by `xd`, is an image argument: a positional
 /// after the subcommand, when the subcommand takes images.
 fn is_image_argument(xd: &str) -> String {
-    format!("({xd}[0] == 'p' && xj != xt && xj > xf && xsub in xti)")
+    format!("({xd}[0] == 'p' && xj != xt && xj > xf && xsi)")
 }
 
 /// `xa` starts with a transport that names no registry.
@@ -417,7 +429,7 @@ fn other_transport() -> String {
 /// target, so every registry the command reaches is HTTPS.
 fn reaches_only_https() -> String {
     let last = bind("xl", LAST_POSITIONAL, "xl > xf && xvals[xl][1] == 't'");
-    format!("(xsub in xti && {last})")
+    format!("(xsi && {last})")
 }
 
 /// The new `[command, args]`: arguments before the builder's own keep their
