@@ -3,7 +3,7 @@
 //! credential of its own gets the pull secret mounted where its builder
 //! reads it, from one optional Secret volume under a free name.
 
-use super::expr::{lit, lit_list};
+use super::expr::{lit, lit_list, BUILDS};
 use super::grammar;
 use super::{Policy, AT, SPEC};
 use crate::engine::rules::{
@@ -99,7 +99,7 @@ impl Policy<'_> {
             }
         }
         let per_container = format!(
-            "size(variables.builds[xi]) < 3 ? [] : [variables.builds[xi][2][0]].map(xinfo, \
+            "size(variables.{BUILDS}[xi]) < 3 ? [] : [variables.{BUILDS}[xi][2][0]].map(xinfo, \
              !xinfo.contains('p') || xinfo.contains('o') || xinfo.contains('u') ? [] : ({decisions}[]))[0]"
         );
         vec![

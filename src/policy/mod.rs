@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use crate::engine::rules::{Rules, ORIGINAL_IMAGES_ANNOTATION, SKIP_ANNOTATION};
 use crate::scope::{EXCLUDED_NAMESPACES, IGNORE_NAMESPACE_LABEL};
-use expr::{lit, lit_list, Exprs};
+use expr::{lit, lit_list, Exprs, BUILDS};
 use request::{AT, EPHEMERAL, SPEC};
 
 /// The API version of the objects printed.
@@ -230,7 +230,7 @@ impl Policy<'_> {
     /// The builders' `command` and `args`, where the walk changed them.
     fn builds(&self) -> String {
         self.per_list(|list, offset| {
-            let build = format!("variables.builds[{offset} + xi]");
+            let build = format!("variables.{BUILDS}[{offset} + xi]");
             let pointer = self.pointer(list);
             format!(
                 "{{LIST}}.transformList(xi, xc, has(xc.command) && size({build}) > 0 && {build}[0] != xc.command, \

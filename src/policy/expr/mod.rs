@@ -21,6 +21,7 @@ mod walk;
 use super::grammar;
 use crate::engine::rules::{BuilderProfile, CredentialSpec, RewriteRule, Rules};
 use walk::Tables;
+pub use walk::BUILDS;
 
 /// A CEL string literal.
 pub fn lit(text: &str) -> String {
