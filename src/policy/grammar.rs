@@ -87,6 +87,17 @@ pub fn repository(repository: &Repository) -> String {
     format!("^{body}{TAG}{DIGEST}$")
 }
 
+/// A text that every image [`repository`] matches contains: its path, or
+/// a Docker Hub library image's name. A `contains` on it before the pattern
+/// spares most images the match.
+pub fn repository_text(repository: &Repository) -> &str {
+    let (host, _, path) = repository.parts();
+    match path.strip_prefix("library/") {
+        Some(name) if host == "docker.io" => name,
+        _ => path,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +105,27 @@ mod tests {
     #[test]
     fn caseless_letters_and_escaped_dots() {
         assert_eq!(caseless("a.b-1"), r"[aA]\.[bB]-1");
+    }
+
+    use crate::reference::ImageRef;
+    use rstest::rstest;
+
+    /// Every image of the repository contains its text, under any of the
+    /// names the repository answers to.
+    #[rstest]
+    #[case::library("docker.io/library/busybox", "busybox:1.36")]
+    #[case::library_by_hub_name(
+        "busybox",
+        "Index.Docker.IO/library/busybox@sha256:0123456789abcdef0123456789abcdef"
+    )]
+    #[case::hub_user(
+        "docker.io/moby/buildkit",
+        "registry-1.docker.io/moby/buildkit:v0.15.2"
+    )]
+    #[case::host_and_port("Quay.io:443/buildah/stable", "quay.IO:0443/buildah/stable:v1")]
+    fn an_image_of_the_repository_contains_its_text(#[case] repository: &str, #[case] image: &str) {
+        let repository = Repository::of(&ImageRef::parse(repository).unwrap());
+        assert!(repository.matches(&ImageRef::parse(image).unwrap()));
+        assert!(image.contains(repository_text(&repository)));
     }
 }

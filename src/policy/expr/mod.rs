@@ -423,7 +423,13 @@ impl<'r> Exprs<'r> {
             let any: Vec<String> = profile
                 .repositories
                 .iter()
-                .map(|r| format!("{x}.matches({})", lit(&grammar::repository(r))))
+                .map(|r| {
+                    format!(
+                        "({x}.contains({}) && {x}.matches({}))",
+                        lit(grammar::repository_text(r)),
+                        lit(&grammar::repository(r))
+                    )
+                })
                 .collect();
             chain.push_str(&format!("({}) ? {index} : ", any.join(" || ")));
         }
