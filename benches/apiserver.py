@@ -29,7 +29,8 @@ Rounds alternate the order of the modes, so that a noisy machine's drift
 falls on all of them alike; within a round each kind is measured in every
 mode before the next kind, after a rest of --settle seconds. Each round's
 creates/s, p50 and p99 are divided by "none" measured in the same round;
-the table gives the median of those ratios. Results go to stdout (Markdown) and target/bench-apiserver/results.json.
+the table gives the median of those ratios. Results go to stdout
+(Markdown) and target/bench-apiserver/results.json.
 
     benches/apiserver.py [--rounds N] [--creates N] [--concurrency N] [--settle SECONDS]
                          [--modes none,webhook,...] [--binary FILE] [--kube-lite FILE]
@@ -40,6 +41,7 @@ from KUBECTL or PATH.
 
 import argparse
 import base64
+import copy
 import json
 import os
 import shutil
@@ -173,7 +175,7 @@ def main():
         for webhook in configuration["webhooks"]:
             webhook["clientConfig"]["caBundle"] = bundle
         policies = run([binary, "policy"]).stdout
-        floor_configuration = json.loads(json.dumps(configuration))
+        floor_configuration = copy.deepcopy(configuration)
         for webhook in floor_configuration["webhooks"]:
             webhook["matchConditions"] = PROBE_ONLY
         floor_policies = json.loads(run([binary, "policy", "-o", "json"]).stdout)

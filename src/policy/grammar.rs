@@ -67,28 +67,33 @@ pub fn escape(text: &str) -> String {
 
 /// An image of `repository` at any tag or digest, as [`Repository::matches`]
 /// sees it: Docker Hub under any of its names, or none, and its `library/`.
+/// Every match contains [`repository_text`] as written: the pattern is built
+/// around it.
 pub fn repository(repository: &Repository) -> String {
     let (host, port, path) = repository.parts();
+    let text = escape(repository_text(repository));
     let body = if host == "docker.io" {
         let hub = ["docker.io", "index.docker.io", "registry-1.docker.io"]
             .map(caseless)
             .join("|");
-        match path.strip_prefix("library/") {
-            Some(name) => format!("(?:(?:{hub})/)?(?:library/)?{}", escape(name)),
-            None => format!("(?:(?:{hub})/)?{}", escape(path)),
-        }
+        let library = if path.starts_with("library/") {
+            "(?:library/)?"
+        } else {
+            ""
+        };
+        format!("(?:(?:{hub})/)?{library}{text}")
     } else {
         let domain = match port {
             Some(port) => format!("{}:0*{port}", caseless(host)),
             None => caseless(host),
         };
-        format!("{domain}/{}", escape(path))
+        format!("{domain}/{text}")
     };
     format!("^{body}{TAG}{DIGEST}$")
 }
 
-/// A text that every image [`repository`] matches contains: its path, or
-/// a Docker Hub library image's name. A `contains` on it before the pattern
+/// What every image of `repository` contains as written: its path, or a
+/// Docker Hub library image's name. A `contains` on it before the pattern
 /// spares most images the match.
 pub fn repository_text(repository: &Repository) -> &str {
     let (host, _, path) = repository.parts();
@@ -101,14 +106,13 @@ pub fn repository_text(repository: &Repository) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reference::ImageRef;
+    use rstest::rstest;
 
     #[test]
     fn caseless_letters_and_escaped_dots() {
         assert_eq!(caseless("a.b-1"), r"[aA]\.[bB]-1");
     }
-
-    use crate::reference::ImageRef;
-    use rstest::rstest;
 
     /// Every image of the repository contains its text, under any of the
     /// names the repository answers to.
