@@ -17,6 +17,14 @@ README says:
            replaced by one that is true only for the probe below: what an
            unrelated Pod costs with the cheapest condition possible, the
            floor of any back end that the API server filters by condition.
+- webhook-ignored, policy-ignored: a back end installed as in webhook or
+           policy, with the measured namespace labelled
+           registry-rewriter.k8s-lab.dev/ignore=true: what a Pod costs when
+           the back end's namespaceSelector leaves it out, before any
+           condition is evaluated.
+
+The probe that checks each back end took effect runs in a namespace of its
+own, so that the ignored modes can be probed too.
 
 Each mode gets three kinds of object, created N at a time at a fixed
 concurrency over kept-alive connections (h2load, Debian's nghttp2-client):
@@ -58,10 +66,11 @@ from load import h2load_result
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "target" / "bench-apiserver"
 MODES = ["none", "webhook", "policy", "both", "guard", "policy+guard", "webhook+guard",
-         "webhook-floor", "policy-floor"]
+         "webhook-floor", "policy-floor", "webhook-ignored", "policy-ignored"]
 # The floor modes' one condition: the probe's name, and nothing read from the spec.
 PROBE_ONLY = [{"name": "probe-only", "expression": "has(object.metadata.name) && object.metadata.name == 'probe'"}]
 INTERNAL = "docker-registry.registry.svc.cluster.local:5000"
+IGNORE = "registry-rewriter.k8s-lab.dev/ignore=true"
 
 
 def run(cmd, **kwargs):
@@ -202,9 +211,12 @@ def main():
 
         for mode, s in servers.items():
             s.kubectl(kubectl, "create", "namespace", "bench")
-            if mode in ("webhook", "both", "webhook+guard"):
+            s.kubectl(kubectl, "create", "namespace", "probe")
+            if mode.endswith("-ignored"):
+                s.kubectl(kubectl, "label", "namespace", "bench", IGNORE)
+            if mode in ("webhook", "both", "webhook+guard", "webhook-ignored"):
                 s.kubectl(kubectl, "apply", "-f", "-", stdin=json.dumps(configuration))
-            if mode in ("policy", "both", "policy+guard"):
+            if mode in ("policy", "both", "policy+guard", "policy-ignored"):
                 s.kubectl(kubectl, "apply", "-f", "-", stdin=policies)
             if mode.endswith("guard"):
                 s.kubectl(kubectl, "apply", "-f", "-", stdin=guard)
@@ -214,18 +226,19 @@ def main():
                 s.kubectl(kubectl, "apply", "-f", "-", stdin=json.dumps(floor_policies))
         # Each back end takes effect once its informers have it: probe.
         probe = json.dumps(pod([f"{INTERNAL}/a:1"] * 3) | {"metadata": {"name": "probe"}})
+        def probed(mode, s, namespace):
+            done = subprocess.run([kubectl, "--kubeconfig", s.kubeconfig, "-n", namespace, "create",
+                                   "--dry-run=server", "-o", "json", "-f", "-"],
+                                  input=probe, capture_output=True, text=True, check=True)
+            if mode == "guard":
+                return "registry-rewriter-guard-images" in done.stderr
+            return json.loads(done.stdout)["spec"]["containers"][0]["image"].startswith("registry.k8s-lab.dev/")
+
         for mode, s in servers.items():
             deadline = time.monotonic() + 60
-            while mode != "none":
-                done = subprocess.run([kubectl, "--kubeconfig", s.kubeconfig, "-n", "bench", "create",
-                                       "--dry-run=server", "-o", "json", "-f", "-"],
-                                      input=probe, capture_output=True, text=True, check=True)
-                image = json.loads(done.stdout)["spec"]["containers"][0]["image"]
-                if mode == "guard":
-                    if "registry-rewriter-guard-images" in done.stderr:
-                        break
-                elif image.startswith("registry.k8s-lab.dev/"):
-                    break
+            # The ignored modes also wait for the label to reach the namespace informer.
+            while mode != "none" and not (probed(mode, s, "probe") and
+                                         not (mode.endswith("-ignored") and probed(mode, s, "bench"))):
                 if time.monotonic() > deadline:
                     sys.exit(f"{mode}: the back end did not take effect")
                 time.sleep(0.2)
