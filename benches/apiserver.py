@@ -226,6 +226,7 @@ def main():
                 s.kubectl(kubectl, "apply", "-f", "-", stdin=json.dumps(floor_policies))
         # Each back end takes effect once its informers have it: probe.
         probe = json.dumps(pod([f"{INTERNAL}/a:1"] * 3) | {"metadata": {"name": "probe"}})
+
         def probed(mode, s, namespace):
             done = subprocess.run([kubectl, "--kubeconfig", s.kubeconfig, "-n", namespace, "create",
                                    "--dry-run=server", "-o", "json", "-f", "-"],
@@ -234,11 +235,15 @@ def main():
                 return "registry-rewriter-guard-images" in done.stderr
             return json.loads(done.stdout)["spec"]["containers"][0]["image"].startswith("registry.k8s-lab.dev/")
 
+        def took_effect(mode, s):
+            if not probed(mode, s, "probe"):
+                return False
+            # The ignored modes also wait for the label to reach the namespace informer.
+            return not (mode.endswith("-ignored") and probed(mode, s, "bench"))
+
         for mode, s in servers.items():
             deadline = time.monotonic() + 60
-            # The ignored modes also wait for the label to reach the namespace informer.
-            while mode != "none" and not (probed(mode, s, "probe") and
-                                         not (mode.endswith("-ignored") and probed(mode, s, "bench"))):
+            while mode != "none" and not took_effect(mode, s):
                 if time.monotonic() > deadline:
                     sys.exit(f"{mode}: the back end did not take effect")
                 time.sleep(0.2)
